@@ -1,0 +1,76 @@
+# hardened.openresty: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+CACHE := $(abspath .cache)
+COLLECTIONS := $(CACHE)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/hardened/openresty
+SANITY_TREE := $(CACHE)/sanity/ansible_collections/hardened/openresty
+SCENARIOS ?= default lua_app
+
+# systemd inside a container needs these arguments on a host with cgroup v1 only.
+HARDENED_SYSTEMD_COMMAND ?= $(shell if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /lib/systemd/systemd; \
+  else echo /lib/systemd/systemd systemd.unified_cgroup_hierarchy=0 SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1; fi)
+export HARDENED_SYSTEMD_COMMAND
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_ROLES_PATH := $(abspath roles)
+export PY_COLORS := 0
+export ANSIBLE_FORCE_COLOR := 0
+
+.PHONY: help venv docker images collection lint sanity unit molecule test demo demo-clean bench clean
+
+help:
+	@echo "make demo        build images, start a 3-host local fleet, converge it, show it serving Lua"
+	@echo "make demo-clean  remove the demo fleet"
+	@echo "make test        lint, ansible-test sanity, unit tests and every molecule scenario"
+
+$(VENV)/.installed: requirements.txt requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+docker:
+	@bash scripts/ensure-docker.sh
+
+images: docker
+	@bash scripts/build-images.sh debian12 debian13
+
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(abspath .) $(COLLECTION_LINK)
+
+lint: venv collection
+	yamllint -s .
+	ansible-lint --profile production
+
+sanity: venv
+	@bash scripts/ansible-test-sanity.sh $(SANITY_TREE)
+
+unit: venv collection
+	cd $(COLLECTION_LINK) && PYTHONPATH=$(COLLECTIONS) python -m pytest -q -p no:cacheprovider tests/unit
+
+molecule: venv collection images
+	@for s in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$s"; \
+	  molecule test -s $$s || exit 1; \
+	done
+
+test: lint sanity unit molecule
+	@echo "make test: all checks passed"
+
+demo: venv collection images
+	@bash scripts/demo.sh up
+
+demo-clean: venv collection
+	@bash scripts/demo.sh down
+
+clean: demo-clean
+	rm -rf $(CACHE) tests/output

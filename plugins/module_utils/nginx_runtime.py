@@ -1,0 +1,158 @@
+# -*- coding: utf-8 -*-
+# Copyright: hardened.openresty contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Facts about an nginx binary and its running processes, read from `nginx -V` and /proc.
+
+Plain functions, standard library only: modules call them on targets and pytest calls them
+on fixture text and fake /proc trees.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+
+_VERSION = re.compile(r"nginx version: (?P<name>nginx|openresty)/(?P<version>\S+)")
+_LUAJIT = re.compile(r"LuaJIT[ -](?P<version>2\.\d+\.\d+[^\s,)]*)")
+_CONFIGURE_OPTION = re.compile(r"--(?P<key>[a-z-]+)(?:=(?P<value>'[^']*'|\S+))?")
+
+
+def parse_version_output(text):
+    """Parse the text of `nginx -V` (it prints to stderr) into a dict.
+
+    Keys: name (nginx|openresty), version, openresty (bool), prefix, conf_path, pid_path,
+    error_log_path, sbin_path, modules_path, luajit_version (or None), pcre (1, 2 or None),
+    configure_options (dict). Missing options are None.
+    """
+    facts = {
+        "name": None,
+        "version": None,
+        "openresty": False,
+        "prefix": None,
+        "conf_path": None,
+        "pid_path": None,
+        "error_log_path": None,
+        "sbin_path": None,
+        "modules_path": None,
+        "luajit_version": None,
+        "pcre": None,
+        "configure_options": {},
+    }
+    match = _VERSION.search(text)
+    if match:
+        facts["name"] = match.group("name")
+        facts["version"] = match.group("version")
+        facts["openresty"] = match.group("name") == "openresty"
+    for line in text.splitlines():
+        if line.startswith("configure arguments:"):
+            for opt in _CONFIGURE_OPTION.finditer(line[len("configure arguments:"):]):
+                value = opt.group("value")
+                if value is not None and value.startswith("'"):
+                    value = value[1:-1]
+                facts["configure_options"][opt.group("key")] = value if value is not None else True
+    opts = facts["configure_options"]
+    for key, option in (
+        ("prefix", "prefix"),
+        ("conf_path", "conf-path"),
+        ("pid_path", "pid-path"),
+        ("error_log_path", "error-log-path"),
+        ("sbin_path", "sbin-path"),
+        ("modules_path", "modules-path"),
+    ):
+        value = opts.get(option)
+        facts[key] = value if isinstance(value, str) else None
+    luajit = _LUAJIT.search(text)
+    if luajit:
+        facts["luajit_version"] = luajit.group("version")
+    if "pcre2" in text.lower():
+        facts["pcre"] = 2
+    elif "pcre" in text.lower():
+        facts["pcre"] = 1
+    return facts
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        return handle.read().decode("utf-8", "replace")
+
+
+def boot_time(proc="/proc"):
+    """Seconds since the epoch at which the machine booted (btime in /proc/stat)."""
+    for line in _read(os.path.join(proc, "stat")).splitlines():
+        if line.startswith("btime "):
+            return int(line.split()[1])
+    raise OSError("no btime in %s/stat" % proc)
+
+
+def read_process(pid, proc="/proc", clock_ticks=None):
+    """Return dict(pid, ppid, uid, title, start_time) for one process, or None if it is gone.
+
+    title is the process's command line as shown by ps (nginx rewrites it to
+    "nginx: master process ..." / "nginx: worker process"); start_time is epoch seconds.
+    """
+    base = os.path.join(proc, str(pid))
+    try:
+        stat_text = _read(os.path.join(base, "stat"))
+        status_text = _read(os.path.join(base, "status"))
+        cmdline = _read(os.path.join(base, "cmdline"))
+    except (IOError, OSError):
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    fields = stat_text[stat_text.rfind(")") + 2:].split()
+    ppid = int(fields[1])
+    start_ticks = int(fields[19])
+    uid = None
+    for line in status_text.splitlines():
+        if line.startswith("Uid:"):
+            uid = int(line.split()[1])
+            break
+    if clock_ticks is None:
+        clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    return {
+        "pid": int(pid),
+        "ppid": ppid,
+        "uid": uid,
+        "title": cmdline.replace("\x00", " ").strip(),
+        "start_time": boot_time(proc) + start_ticks / float(clock_ticks),
+    }
+
+
+def list_processes(proc="/proc", clock_ticks=None):
+    """Return read_process() for every process whose title starts with "nginx:"."""
+    found = []
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        info = read_process(name, proc, clock_ticks)
+        if info and info["title"].startswith("nginx:"):
+            found.append(info)
+    return sorted(found, key=lambda item: item["pid"])
+
+
+def is_master(info):
+    return info["title"].startswith("nginx: master process")
+
+
+def is_worker(info):
+    # "nginx: worker process is shutting down" is an old generation draining.
+    return info["title"].startswith("nginx: worker process")
+
+
+def is_draining(info):
+    return info["title"].endswith("is shutting down")
+
+
+def workers_of(master_pid, processes):
+    """Workers (draining ones included) whose parent is master_pid."""
+    return [p for p in processes if p["ppid"] == int(master_pid) and is_worker(p)]
+
+
+def read_pid_file(path):
+    """Return the pid in an nginx pid file, or None when it is missing or empty."""
+    try:
+        text = _read(path).strip()
+    except (IOError, OSError):
+        return None
+    return int(text) if text.isdigit() else None
