@@ -39,7 +39,7 @@ def effective(host):
 
 
 def directive_values(config, name):
-    return re.findall(r"^\s*%s\s+([^;]*);" % re.escape(name), config, re.M)
+    return re.findall(r'^\s*%s\s+("[^"]*"|[^;]*);' % re.escape(name), config, re.M)
 
 
 def test_service_runs_and_is_enabled(host):
@@ -125,8 +125,12 @@ def test_systemd_sandbox_is_active(host):
     assert ROOT in props["ReadOnlyPaths"] and APP_ROOT in props["ReadOnlyPaths"]
 
 
-def test_workers_cannot_write_module_roots_even_as_root_owner(host):
-    # ReadOnlyPaths makes the roots read-only inside the service's mount namespace.
+@pytest.mark.parametrize("path", [ROOT, APP_ROOT + "/releases"])
+def test_module_roots_are_read_only_inside_the_service_even_for_root(host, path):
+    # ProtectSystem=strict and ReadOnlyPaths: whatever the file modes, nothing running in
+    # the service's mount namespace (the master as root included) can write Lua code.
     master = host.check_output("cat /run/nginx.pid")
-    mounts = host.check_output("cat /proc/%s/mountinfo", master)
-    assert any(ROOT in line and " ro," in line for line in mounts.splitlines()), mounts
+    result = host.run("nsenter --target %s --mount -- touch %s/.write-probe", master, path)
+    host.run("rm -f %s/.write-probe", path)
+    assert result.rc != 0
+    assert "Read-only file system" in result.stderr
