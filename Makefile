@@ -9,7 +9,8 @@ BIN := $(abspath $(VENV))/bin
 CACHE := $(abspath .cache)
 COLLECTIONS := $(CACHE)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/hardened/openresty
-SANITY_TREE := $(CACHE)/sanity/ansible_collections/hardened/openresty
+# Outside the repository: inside it, ansible-test would list files through git, which ignores .cache.
+SANITY_TREE := $(or $(TMPDIR),/tmp)/hardened-openresty-sanity/ansible_collections/hardened/openresty
 SCENARIOS ?= default lua_app
 
 # systemd inside a container needs these arguments on a host with cgroup v1 only.
