@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Write each role's README.md from its meta/argument_specs.yml, so the two never drift.
 
-Usage: role_docs.py [--check] [ROLE_DIR ...]   (default: every directory under roles/)
+Usage: python scripts/role_docs.py [--check] [ROLE_DIR ...]   (default: every directory under roles/)
 With --check, writes nothing and exits 1 when a README differs from what would be written.
 """
 

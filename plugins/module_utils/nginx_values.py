@@ -48,7 +48,7 @@ def parse_duration(value):
     total = 0.0
     pos = 0
     seen = []
-    order = [unit for unit, _ in _DURATION_UNITS]
+    order = [pair[0] for pair in _DURATION_UNITS]
     while pos < len(text):
         match = _DURATION_PART.match(text, pos)
         if not match:

@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_role_readmes_are_generated_from_their_argument_specs():
-    script = os.path.join(ROOT, "scripts", "role_docs.py")
+    script = os.path.join(ROOT, "scripts", "role_docs.py")  # run with this interpreter
     result = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

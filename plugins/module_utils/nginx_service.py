@@ -1,0 +1,259 @@
+# -*- coding: utf-8 -*-
+# Copyright: hardened.openresty contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How a reload of a running nginx is proven: worker generations, the error log, waiting.
+
+A reload is only done when the master has started a new generation of workers (which
+load the new configuration and fresh Lua VMs) and the old generation has exited. When the
+new configuration fails to load, the master logs the failure and keeps the old workers:
+that is a rejected reload, even though the signal was delivered without error.
+
+Plain functions, standard library only; the waiting loops take their clock, sleep and
+process source as arguments so that tests can drive them.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import re
+import time
+
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
+    is_draining,
+    is_master,
+    workers_of,
+)
+
+SERIOUS_LEVELS = ("emerg", "alert", "crit")
+# "2024/05/01 12:00:00 [emerg] 1234#1234: message"
+_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (?P<pid>\d+)#\d+: ")
+# nginx's compiled-in defaults, relative to the prefix, when configure did not set them.
+_DEFAULT_PREFIX = "/usr/local/nginx/"
+_DEFAULT_PATHS = {
+    "conf_path": "conf/nginx.conf",
+    "pid_path": "logs/nginx.pid",
+    "error_log_path": "logs/error.log",
+}
+
+
+def resolve_paths(facts):
+    """Absolute conf_path, pid_path and error_log_path from parse_version_output() facts.
+
+    Relative values are relative to the prefix, as nginx treats them. error_log_path is
+    None when the compiled default is not a file (e.g. "stderr").
+    """
+    prefix = facts.get("prefix") or _DEFAULT_PREFIX
+    paths = {}
+    for key, default in _DEFAULT_PATHS.items():
+        value = facts.get(key) or default
+        if key == "error_log_path" and (value == "stderr" or value.startswith("syslog:")):
+            paths[key] = None
+            continue
+        paths[key] = value if os.path.isabs(value) else os.path.join(prefix, value)
+    return paths
+
+
+def log_size(path):
+    """Size of the error log in bytes, or None when there is no such file."""
+    if not path:
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def read_new_lines(path, offset, limit=65536):
+    """Lines appended to path since byte offset (at most the last `limit` bytes of them).
+
+    A file smaller than offset was rotated or truncated: it is read from the start.
+    """
+    size = log_size(path)
+    if size is None:
+        return []
+    if offset is None or size < offset:
+        offset = 0
+    start = max(offset, size - limit)
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read(size - start)
+    lines = data.decode("utf-8", "replace").splitlines()
+    if start > offset and lines:
+        lines = lines[1:]  # began mid-line
+    return [line for line in lines if line.strip()]
+
+
+def parse_log_line(line):
+    """Return (level, pid) of an nginx error log line, or (None, None)."""
+    match = _LOG_LINE.match(line)
+    if not match:
+        return None, None
+    return match.group("level"), int(match.group("pid"))
+
+
+def serious_entries(lines, pid=None):
+    """Entries at emerg, alert or crit level, only those logged by pid when it is given.
+
+    An entry is a log line with its continuation lines (a Lua error message spans several
+    lines, the later ones without the date prefix), joined with newlines.
+    """
+    found = []
+    current = None
+    for line in lines:
+        level, line_pid = parse_log_line(line)
+        if level is None:
+            if current is not None:
+                current.append(line)
+            continue
+        current = None
+        if level in SERIOUS_LEVELS and (pid is None or line_pid == int(pid)):
+            current = [line]
+            found.append(current)
+    return ["\n".join(entry) for entry in found]
+
+
+_TOKEN = re.compile(r"""#[^\n]*|"((?:\\.|[^"\\])*)"|'((?:\\.|[^'\\])*)'|([{};])|([^\s{};]+)""")
+
+
+def main_error_log(text, prefix=None):
+    """The first file named by an `error_log` directive in the main context of text.
+
+    That log receives what the master writes while loading a configuration, including why
+    it rejected a reload. Returns an absolute path (relative ones are relative to prefix,
+    as nginx treats them), or None when the main context names no file (stderr, syslog,
+    memory). A distro's compiled default log is often stderr, so the main configuration
+    is the place to look.
+    """
+    depth = 0
+    words = []
+    for match in _TOKEN.finditer(text):
+        dquoted, squoted, punct, word = match.groups()
+        if dquoted is None and squoted is None and punct is None and word is None:
+            continue  # a comment
+        if punct == "{":
+            depth += 1
+            words = []
+        elif punct == "}":
+            depth = max(depth - 1, 0)
+            words = []
+        elif punct == ";":
+            if depth == 0 and len(words) > 1 and words[0] == "error_log":
+                path = words[1]
+                if path != "stderr" and not path.startswith(("syslog:", "memory:")):
+                    return path if os.path.isabs(path) else os.path.join(prefix or _DEFAULT_PREFIX, path)
+            words = []
+        else:
+            words.append(word if word is not None else (dquoted if dquoted is not None else squoted))
+    return None
+
+
+def find_master(candidates, read):
+    """Return the first candidate pid that is a live nginx master, or None.
+
+    read(pid) returns nginx_runtime.read_process() data or None; checking the title guards
+    against a stale pid file whose number now belongs to another process.
+    """
+    for pid in candidates:
+        if not pid:
+            continue
+        info = read(pid)
+        if info and is_master(info):
+            return int(pid)
+    return None
+
+
+def observe(master_pid, old_pids, processes):
+    """Classify the master's workers against the generation recorded before the reload.
+
+    Returns dict(master_alive, new, old_active, old_draining) with sorted pid lists.
+    """
+    old = set(old_pids)
+    master_pid = int(master_pid)
+    state = {
+        "master_alive": any(p["pid"] == master_pid and is_master(p) for p in processes),
+        "new": [],
+        "old_active": [],
+        "old_draining": [],
+    }
+    for worker in workers_of(master_pid, processes):
+        if worker["pid"] not in old:
+            if not is_draining(worker):
+                state["new"].append(worker["pid"])
+        elif is_draining(worker):
+            state["old_draining"].append(worker["pid"])
+        else:
+            state["old_active"].append(worker["pid"])
+    for key in ("new", "old_active", "old_draining"):
+        state[key].sort()
+    return state
+
+
+def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout,
+                    clock=time.time, sleep=time.sleep, interval=0.1, grace=1.0):
+    """Wait until the reload signalled to master_pid has a verdict.
+
+    list_processes() returns the current nginx processes; new_log_lines() the error log
+    lines written since the reload began. Returns dict(outcome, new_worker_pids,
+    old_workers_active, old_workers_draining, error_log_lines) where outcome is:
+
+    - "reloaded": new workers run and no old worker is still serving (old ones may still be
+      draining their connections when the timeout ends: old_workers_draining lists them);
+    - "rejected": the master logged an emerg/alert/crit line and started no new worker
+      for `grace` seconds after it (nginx keeps the old generation serving);
+    - "timeout": no complete new generation within timeout seconds;
+    - "master_exited": the master is gone.
+
+    nginx signals the old workers to quit only after all new ones are forked, so "every old
+    worker gone or draining" also means the new generation is complete.
+    """
+    start = clock()
+    rejected_since = None
+    while True:
+        state = observe(master_pid, old_pids, list_processes())
+        lines = new_log_lines()
+        now = clock()
+        outcome = None
+        if not state["master_alive"]:
+            outcome = "master_exited"
+        elif state["new"] and not state["old_active"]:
+            if not state["old_draining"] or now - start >= timeout:
+                outcome = "reloaded"
+        elif not state["new"] and serious_entries(lines, master_pid):
+            # Config load failures are logged before any worker would be forked; the grace
+            # period covers a slow fork after an unrelated alert from the master.
+            if rejected_since is None:
+                rejected_since = now
+            elif now - rejected_since >= grace:
+                outcome = "rejected"
+        if outcome is None and now - start >= timeout:
+            outcome = "timeout"
+        if outcome:
+            return {
+                "outcome": outcome,
+                "new_worker_pids": state["new"],
+                "old_workers_active": state["old_active"],
+                "old_workers_draining": state["old_draining"],
+                "error_log_lines": lines,
+            }
+        sleep(interval)
+
+
+def wait_for_start(find, list_processes, timeout, clock=time.time, sleep=time.sleep, interval=0.1):
+    """Wait for a started service: find() returns the master pid or None.
+
+    Returns (master_pid, worker_pids) once the master has at least one serving worker, or
+    (master_pid or None, []) after timeout seconds.
+    """
+    start = clock()
+    while True:
+        master = find()
+        workers = []
+        if master:
+            workers = sorted(w["pid"] for w in workers_of(master, list_processes()) if not is_draining(w))
+            if workers:
+                return master, workers
+        if clock() - start >= timeout:
+            return master, workers
+        sleep(interval)

@@ -1,0 +1,336 @@
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
+from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import ConfigError
+
+ME = (os.getuid(), os.getgid())
+
+# A stand-in for `nginx -t -c FILE`: it follows `include` the way nginx does (relative
+# paths against the directory of FILE, globs skip dotfiles) and rejects any file that
+# contains the word BROKEN, naming the file and line as nginx would.
+FAKE_NGINX = r'''
+import glob, os, re, sys
+assert sys.argv[1:3] == ["-t", "-c"], sys.argv
+main = sys.argv[3]
+prefix = os.path.dirname(main)
+
+def fail(msg):
+    sys.stderr.write("nginx: [emerg] %s\nnginx: configuration file %s test failed\n" % (msg, main))
+    sys.exit(1)
+
+def check(path):
+    if not os.path.isfile(path):
+        fail('open() "%s" failed (2: No such file or directory)' % path)
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if "BROKEN" in line:
+                fail('unknown directive "BROKEN" in %s:%d' % (path, number))
+            include = re.match(r"\s*include\s+(\S+);", line)
+            if include:
+                pattern = include.group(1)
+                if not os.path.isabs(pattern):
+                    pattern = os.path.join(prefix, pattern)
+                found = sorted(glob.glob(pattern))
+                if not found and not glob.has_magic(pattern):
+                    fail('open() "%s" failed (2: No such file or directory) in %s:%d' % (pattern, path, number))
+                for name in found:
+                    check(name)
+
+check(main)
+sys.stderr.write("nginx: configuration file %s test is successful\n" % main)
+'''
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    path = tmp_path / "bin" / "nginx"
+    path.parent.mkdir()
+    path.write_text("#!%s\n%s" % (sys.executable, FAKE_NGINX))
+    os.chmod(str(path), 0o755)
+    return str(path)
+
+
+def run(argv):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def live(tmp_path):
+    """A configuration directory laid out like Debian's /etc/nginx."""
+    conf = tmp_path / "etc" / "nginx"
+    for sub in ("conf.d", "sites-available", "sites-enabled", "snippets"):
+        (conf / sub).mkdir(parents=True)
+    (conf / "nginx.conf").write_text(
+        "events {}\nhttp {\n    include snippets/lua.conf;\n"
+        "    include %s/conf.d/*.conf;\n    include %s/sites-enabled/*;\n}\n" % (conf, conf))
+    (conf / "snippets" / "lua.conf").write_text("lua_socket_read_timeout 2s;\n")
+    (conf / "conf.d" / "a.conf").write_text("# a\n")
+    (conf / "sites-available" / "default").write_text("server { listen 80; }\n")
+    os.symlink(str(conf / "sites-available" / "default"), str(conf / "sites-enabled" / "default"))
+    for path in (conf / "nginx.conf", conf / "snippets" / "lua.conf", conf / "conf.d" / "a.conf"):
+        os.chmod(str(path), 0o644)
+    return str(conf)
+
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def snapshot(root):
+    """Every path under root with its content (or link target) and mode."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                found[path] = ("link", os.readlink(path))
+            elif stat.S_ISREG(st.st_mode):
+                found[path] = (read(path), stat.S_IMODE(st.st_mode))
+            else:
+                found[path] = ("dir", stat.S_IMODE(st.st_mode))
+    return found
+
+
+def staged_test(live, nginx, changes, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir(parents=True)
+    root = staged_config.stage(live, changes, str(workdir))
+    return staged_config.run_staged_test(run, nginx, root, "nginx.conf", live)
+
+
+# --- paths -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path,expected", [
+    ("nginx.conf", "nginx.conf"),
+    ("conf.d//x.conf", "conf.d/x.conf"),
+    ("/etc/nginx/conf.d/x.conf", "conf.d/x.conf"),
+])
+def test_relative_path_accepts_paths_in_the_directory(path, expected):
+    assert staged_config.relative_path("/etc/nginx", path) == expected
+
+
+@pytest.mark.parametrize("path", ["../passwd", "conf.d/../../x", "/etc/nginx2/x.conf", "/etc/passwd", "/etc/nginx", ""])
+def test_relative_path_refuses_paths_outside(path):
+    with pytest.raises(ConfigError):
+        staged_config.relative_path("/etc/nginx", path)
+
+
+# --- plan --------------------------------------------------------------------------------
+
+def test_plan_reports_nothing_when_files_match(live):
+    files = [{"path": "snippets/lua.conf", "content": "lua_socket_read_timeout 2s;\n", "mode": 0o644}]
+    assert staged_config.plan(live, files, owner=ME) == []
+
+
+def test_plan_reports_content_mode_owner_new_and_removed(live):
+    files = [
+        {"path": "snippets/lua.conf", "content": "lua_socket_read_timeout 3s;\n", "mode": 0o640},
+        {"path": "conf.d/a.conf", "content": "# a\n", "mode": 0o644},
+        {"path": "conf.d/new.conf", "content": "# new\n"},
+        {"path": "sites-enabled/default", "state": "absent"},
+        {"path": "conf.d/never-existed.conf", "state": "absent"},
+    ]
+    changes = {c["path"]: c for c in staged_config.plan(live, files, owner=(ME[0] + 1, ME[1]))}
+    assert sorted(changes) == ["conf.d/a.conf", "conf.d/new.conf", "sites-enabled/default", "snippets/lua.conf"]
+    assert changes["snippets/lua.conf"]["reasons"][:2] == ["content", "mode 0644 -> 0640"]
+    assert changes["conf.d/a.conf"]["reasons"] == ["owner %d:%d -> %d:%d" % (ME[0], ME[1], ME[0] + 1, ME[1])]
+    assert changes["conf.d/new.conf"]["reasons"] == ["created"]
+    assert changes["conf.d/new.conf"]["mode"] == 0o644
+    assert changes["sites-enabled/default"]["before_link"].endswith("sites-available/default")
+
+
+@pytest.mark.parametrize("files,message", [
+    ([{"path": "sites-enabled/default", "content": "x"}], "is a symlink"),
+    ([{"path": "nginx.conf", "state": "absent"}], "cannot be removed"),
+    ([{"path": "a.conf", "content": "x"}, {"path": "./a.conf", "content": "y"}], "listed twice"),
+    ([{"path": "a.conf"}], "no content"),
+    ([{"path": "../a.conf", "content": "x"}], "'..'"),
+])
+def test_plan_refuses_unsafe_requests(live, files, message):
+    with pytest.raises(ConfigError, match=message):
+        staged_config.plan(live, files, owner=ME)
+
+
+def test_plan_refuses_a_path_that_leaves_through_a_symlinked_directory(live, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.symlink(str(outside), os.path.join(live, "escape"))
+    with pytest.raises(ConfigError, match="through a symlink"):
+        staged_config.plan(live, [{"path": "escape/x.conf", "content": "x"}], owner=ME)
+
+
+def test_diff_shows_before_and_after(live):
+    changes = staged_config.plan(live, [
+        {"path": "snippets/lua.conf", "content": "lua_socket_read_timeout 3s;\n", "mode": 0o644},
+        {"path": "conf.d/new.conf", "content": "# new\n", "mode": 0o644},
+    ], owner=ME)
+    entries = staged_config.diff(live, changes)
+    assert entries[0]["before"] == "lua_socket_read_timeout 2s;\n"
+    assert entries[0]["after"] == "lua_socket_read_timeout 3s;\n"
+    assert entries[1]["before_header"].endswith("new.conf (absent)")
+
+
+# --- staged test -------------------------------------------------------------------------
+
+def test_staged_test_passes_and_leaves_the_live_directory_alone(live, nginx, tmp_path):
+    before = snapshot(live)
+    changes = staged_config.plan(live, [{"path": "snippets/lua.conf", "content": "lua_socket_read_timeout 3s;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert ok, output
+    assert output == "nginx: configuration file %s/nginx.conf test is successful" % live
+    assert snapshot(live) == before
+
+
+def test_broken_file_reached_by_a_relative_include_is_caught_and_named_by_its_live_path(live, nginx, tmp_path):
+    changes = staged_config.plan(live, [{"path": "snippets/lua.conf", "content": "ok;\nBROKEN;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert not ok
+    assert 'unknown directive "BROKEN" in %s/snippets/lua.conf:2' % live in output
+    assert str(tmp_path / "work") not in output
+
+
+def test_broken_file_reached_by_an_absolute_include_of_the_live_directory_is_caught(live, nginx, tmp_path):
+    # Without pointing the absolute include at the copy, nginx would read the live file.
+    changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "BROKEN;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert not ok
+    assert "%s/conf.d/a.conf:1" % live in output
+
+
+def test_broken_file_reached_through_an_absolute_symlink_is_caught(live, nginx, tmp_path):
+    changes = staged_config.plan(live, [{"path": "sites-available/default", "content": "BROKEN;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert not ok
+    assert "%s/sites-enabled/default:1" % live in output
+
+
+def test_new_included_file_is_part_of_the_test(live, nginx, tmp_path):
+    main = read(os.path.join(live, "nginx.conf")).replace("http {\n", "http {\n    include extra/hardening.conf;\n")
+    missing = staged_config.plan(live, [{"path": "nginx.conf", "content": main}])
+    ok, output = staged_test(live, nginx, missing, tmp_path)
+    assert not ok and "extra/hardening.conf" in output
+
+    both = staged_config.plan(live, [{"path": "nginx.conf", "content": main},
+                                     {"path": "extra/hardening.conf", "content": "lua_code_cache on;\n"}])
+    ok, output = staged_test(live, nginx, both, tmp_path / "w2")
+    assert ok, output
+
+
+def test_removed_file_is_removed_in_the_copy(live, nginx, tmp_path):
+    os.remove(os.path.join(live, "sites-available", "default"))
+    with open(os.path.join(live, "sites-available", "default"), "w") as handle:
+        handle.write("BROKEN;\n")
+    changes = staged_config.plan(live, [{"path": "sites-enabled/default", "state": "absent"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert ok, output
+
+
+def test_symlinks_pointing_outside_keep_their_target(live, tmp_path):
+    shared = tmp_path / "usr" / "share" / "nginx"
+    shared.mkdir(parents=True)
+    (shared / "mod.conf").write_text("# module\n")
+    os.symlink(os.path.relpath(str(shared / "mod.conf"), os.path.join(live, "conf.d")),
+               os.path.join(live, "conf.d", "relative-out.conf"))
+    os.symlink("../sites-available/default", os.path.join(live, "conf.d", "relative-in.conf"))
+    (tmp_path / "work").mkdir()
+    root = staged_config.stage(live, [], str(tmp_path / "work"))
+    assert read(os.path.join(root, "conf.d", "relative-out.conf")) == "# module\n"
+    assert os.readlink(os.path.join(root, "conf.d", "relative-in.conf")) == "../sites-available/default"
+    assert os.path.realpath(os.path.join(root, "sites-enabled", "default")).startswith(root)
+
+
+def test_only_whole_path_components_are_rewritten(live, tmp_path):
+    with open(os.path.join(live, "conf.d", "paths.conf"), "w") as handle:
+        handle.write("a %s/x;\nb %s2/y;\nc \"%s\";\n" % (live, live, live))
+    (tmp_path / "work").mkdir()
+    root = staged_config.stage(live, [], str(tmp_path / "work"))
+    assert read(os.path.join(root, "conf.d", "paths.conf")) == "a %s/x;\nb %s2/y;\nc \"%s\";\n" % (root, live, root)
+
+
+# --- install and restore -----------------------------------------------------------------
+
+def install(live, files, tmp_path):
+    changes = staged_config.plan(live, files, owner=ME)
+    backup_dir = staged_config.new_backup_dir(str(tmp_path / "backups"))
+    return changes, backup_dir, staged_config.install(live, changes, backup_dir, owner=ME)
+
+
+def test_install_replaces_files_and_records_backups(live, tmp_path):
+    before = snapshot(live)
+    changes, backup_dir, backups = install(live, [
+        {"path": "snippets/lua.conf", "content": "lua_socket_read_timeout 3s;\n", "mode": 0o640},
+        {"path": "extra/new.conf", "content": "# new\n", "mode": 0o644},
+        {"path": "sites-enabled/default", "state": "absent"},
+    ], tmp_path)
+    assert read(os.path.join(live, "snippets/lua.conf")) == "lua_socket_read_timeout 3s;\n"
+    assert stat.S_IMODE(os.stat(os.path.join(live, "snippets/lua.conf")).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(os.path.join(live, "extra")).st_mode) == 0o755
+    assert not os.path.lexists(os.path.join(live, "sites-enabled/default"))
+    by_path = {b["path"]: b["backup"] for b in backups}
+    assert by_path[os.path.join(live, "extra/new.conf")] is None
+    assert read(by_path[os.path.join(live, "snippets/lua.conf")]) == "lua_socket_read_timeout 2s;\n"
+    assert [n for n in os.listdir(os.path.join(live, "snippets")) if n.startswith(".")] == []
+
+    restored = staged_config.restore(live, backup_dir, check_mode=True)
+    assert sorted(restored) == ["extra/new.conf", "sites-enabled/default", "snippets/lua.conf"]
+    assert read(os.path.join(live, "snippets/lua.conf")) == "lua_socket_read_timeout 3s;\n", "check mode changed files"
+
+    restored = staged_config.restore(live, backup_dir)
+    assert sorted(restored) == ["extra", "extra/new.conf", "sites-enabled/default", "snippets/lua.conf"]
+    assert snapshot(live) == before
+    assert staged_config.restore(live, backup_dir) == []
+
+
+def test_install_that_fails_half_way_puts_back_what_it_changed(live, tmp_path):
+    with open(os.path.join(live, "blocker"), "w") as handle:
+        handle.write("a file where a directory is needed\n")
+    before = snapshot(live)
+    changes = staged_config.plan(live, [
+        {"path": "snippets/lua.conf", "content": "changed;\n"},
+        {"path": "blocker/x.conf", "content": "x;\n"},
+    ], owner=ME)
+    backup_dir = staged_config.new_backup_dir(str(tmp_path / "backups"))
+    with pytest.raises(OSError):
+        staged_config.install(live, changes, backup_dir, owner=ME)
+    assert snapshot(live) == before
+
+
+def test_restore_refuses_a_directory_without_manifest(live, tmp_path):
+    with pytest.raises(ConfigError, match="not a configuration backup"):
+        staged_config.restore(live, str(tmp_path))
+
+
+def test_restore_refuses_a_manifest_that_points_outside(live, tmp_path):
+    backup_dir = staged_config.new_backup_dir(str(tmp_path / "backups"))
+    with open(os.path.join(backup_dir, "manifest.json"), "w") as handle:
+        handle.write('{"conf_dir": "%s", "files": [{"path": "../../evil", "backup": null}]}' % live)
+    with pytest.raises(ConfigError, match="'..'"):
+        staged_config.restore(live, backup_dir)
+
+
+def test_prune_backups_keeps_the_newest(tmp_path):
+    root = tmp_path / "backups"
+    made = []
+    for dummy in range(4):
+        path = staged_config.new_backup_dir(str(root))
+        with open(os.path.join(path, "manifest.json"), "w") as handle:
+            handle.write("{}")
+        made.append(path)
+    (root / "unrelated").mkdir()
+    removed = staged_config.prune_backups(str(root), 2, current=made[-1])
+    assert removed == made[:2]
+    assert sorted(os.listdir(str(root))) == sorted([os.path.basename(p) for p in made[2:]] + ["unrelated"])
+    assert staged_config.prune_backups(str(root), 0) == []

@@ -1,0 +1,200 @@
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import stat
+
+import pytest
+
+from ansible.module_utils import basic
+
+from ansible_collections.hardened.openresty.plugins.modules import lua_sandbox_verify
+from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.verify_cases import conf
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "verify")
+OFFLINE = {"check_filesystem": False, "check_processes": False}
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def dump_file(tmp_path, text, name="nginx-T.txt"):
+    return write(tmp_path / name, "# configuration file /etc/nginx/nginx.conf:\n" + text)
+
+
+@pytest.fixture
+def no_binaries(monkeypatch):
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, *a, **k: None)
+
+
+def fake_binary(tmp_path, name, version_text, dump_text, rc=0):
+    """An executable that answers -V and -T like nginx and records its arguments."""
+    (tmp_path / ("%s.V" % name)).write_text(version_text)
+    (tmp_path / ("%s.T" % name)).write_text(dump_text)
+    script = tmp_path / name
+    script.write_text(u"""#!/bin/sh
+echo "$@" >> {base}.args
+case "$1" in
+  -V) cat {base}.V >&2 ;;
+  -T) if [ {rc} -ne 0 ]; then echo 'nginx: [emerg] unknown directive "lua_foo" in /etc/nginx/nginx.conf:3' >&2; exit {rc}; fi
+      echo 'nginx: the configuration file /etc/nginx/nginx.conf syntax is ok' >&2; cat {base}.T ;;
+esac
+""".format(base=tmp_path / name, rc=rc))
+    os.chmod(str(script), stat.S_IRWXU)
+    return str(script)
+
+
+def args_used(binary):
+    with open(binary + ".args") as handle:
+        return [line.split() for line in handle.read().splitlines()]
+
+
+def test_findings_fail_the_task_at_high(tmp_path, run_module):
+    dump = dump_file(tmp_path, conf(http="    lua_code_cache off;\n    lua_socket_keepalive_timeout 10m;"))
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump))
+    assert result["failed"] and result["changed"] is False and result["passed"] is False
+    assert [f["rule"] for f in result["findings"]] == ["lua-code-cache-off",
+                                                        "lua-socket-keepalive-timeout-too-long"]
+    assert result["summary"] == {"high": 1, "medium": 0, "low": 1}
+    assert result["msg"].startswith("1 finding(s) at or above high: lua-code-cache-off [high] "
+                                    "/etc/nginx/nginx.conf:12: lua_code_cache off")
+    assert "keepalive" not in result["msg"]
+    assert result["versions"] == {} and result["config_files"] == ["/etc/nginx/nginx.conf"]
+
+
+@pytest.mark.parametrize("fail_on,failed,passed", [
+    ("high", False, True), ("medium", False, True), ("low", True, False), ("none", False, False)])
+def test_fail_on_threshold(tmp_path, run_module, fail_on, failed, passed):
+    dump = dump_file(tmp_path, conf(http="    lua_regex_cache_max_entries 4096;"))
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on=fail_on))
+    assert (result["failed"], result["passed"]) == (failed, passed)
+    assert [f["rule"] for f in result["findings"]] == ["lua-regex-cache-too-large"]
+
+
+def test_hardened_configuration_passes_strictly_in_check_mode(tmp_path, run_module):
+    dump = dump_file(tmp_path, conf())
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="low"), check_mode=True)
+    assert not result["failed"] and result["passed"] and result["findings"] == []
+    assert result["changed"] is False
+
+
+def test_policy_overrides_apply(tmp_path, run_module):
+    dump = dump_file(tmp_path, conf(replace={"lua_socket_read_timeout": "30s"}))
+    default = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="none"))
+    assert [f["rule"] for f in default["findings"]] == ["lua-socket-timeout-too-long"]
+    relaxed = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="low",
+                                                 policy={"socket_read_timeout_max": "30s"}))
+    assert relaxed["passed"] and not relaxed["failed"]
+
+
+def test_invalid_policy_is_refused(tmp_path, run_module):
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump_file(tmp_path, conf()),
+                                                 policy={"socket_read_timeout_max": "fast"}))
+    assert result["failed"] and result["msg"].startswith("invalid policy: policy socket_read_timeout_max")
+
+
+def test_parse_error_fails_with_file_and_line(tmp_path, run_module):
+    text = "http {\n  server {\n    content_by_lua_block {\n      local s = [[ never closed\n    }\n  }\n}\n"
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump_file(tmp_path, text)))
+    assert result["failed"]
+    assert result["msg"] == ("cannot parse the nginx configuration: /etc/nginx/nginx.conf:4: "
+                             "unfinished Lua long string")
+    assert result["parse_error"] == {"file": "/etc/nginx/nginx.conf", "line": 4,
+                                     "message": "unfinished Lua long string"}
+
+
+def test_unreadable_dump(tmp_path, run_module):
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=str(tmp_path / "absent.txt")))
+    assert result["failed"] and "cannot read dump" in result["msg"]
+
+
+def test_debian_dump_with_its_binary_facts(tmp_path, run_module):
+    with open(os.path.join(FIXTURES, "debian12-nginx-V.txt")) as handle:
+        version_text = handle.read()
+    binary = fake_binary(tmp_path, "nginx", version_text, "")
+    result = run_module(lua_sandbox_verify, dict(
+        OFFLINE, dump=os.path.join(FIXTURES, "debian12-nginx-T.txt"), binary=binary, fail_on="none"))
+    assert result["versions"]["version"] == "1.22.1" and result["prefix"] == "/usr/share/nginx"
+    assert args_used(binary) == [["-V"]], "with a dump, the binary only answers -V"
+    assert result["summary"] == {"high": 2, "medium": 4, "low": 0}
+
+
+def test_runs_the_binary_with_config_and_prefix(tmp_path, run_module):
+    version_text = ("nginx version: openresty/1.25.3.2\nconfigure arguments: "
+                    "--prefix=/usr/local/openresty/nginx --add-module=../ngx_lua-0.10.27\n")
+    dump = ("# configuration file /usr/local/openresty/nginx/conf/nginx.conf:\n"
+            + conf(replace={"lua_package_path": '"$prefix/lua/?.lua;/usr/local/openresty/lualib/?.lua"'},
+                   location="content_by_lua_file /srv/app/lua/handler.lua;"))
+    binary = fake_binary(tmp_path, "openresty", version_text, dump)
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, binary=binary, prefix="/srv/app",
+                                                 config="/srv/app/conf/nginx.conf", fail_on="low"))
+    assert not result["failed"], result["msg"] if result["failed"] else ""
+    assert args_used(binary) == [["-V"], ["-T", "-p", "/srv/app", "-c", "/srv/app/conf/nginx.conf"]]
+    assert result["prefix"] == "/srv/app"
+    assert result["versions"]["openresty"] is True
+    assert result["versions"]["lua_nginx_module"] == "0.10.27"
+    assert result["config_files"] == ["/usr/local/openresty/nginx/conf/nginx.conf"]
+
+
+def test_prefix_defaults_to_the_binarys(tmp_path, run_module):
+    version_text = "nginx version: openresty/1.25.3.2\nconfigure arguments: --prefix=/usr/local/openresty/nginx\n"
+    dump = ("# configuration file /usr/local/openresty/nginx/conf/nginx.conf:\n"
+            + conf(replace={"lua_package_path": '"$prefix/lua/?.lua;/usr/local/openresty/lualib/?.lua"'},
+                   location="content_by_lua_file /usr/local/openresty/nginx/lua/handler.lua;"))
+    binary = fake_binary(tmp_path, "openresty", version_text, dump)
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, binary=binary, fail_on="low"))
+    assert args_used(binary) == [["-V"], ["-T"]]
+    assert result["prefix"] == "/usr/local/openresty/nginx" and result["passed"]
+
+
+def test_failing_config_test_is_reported(tmp_path, run_module):
+    binary = fake_binary(tmp_path, "nginx", "nginx version: nginx/1.22.1\n", "", rc=1)
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, binary=binary))
+    assert result["failed"]
+    assert 'unknown directive "lua_foo"' in result["msg"] and "-T" in result["msg"]
+
+
+def test_openresty_is_preferred_to_nginx(tmp_path, run_module, monkeypatch):
+    binaries = {
+        "openresty": fake_binary(tmp_path, "openresty", "nginx version: openresty/1.25.3.2\n",
+                                 "# configuration file /x/nginx.conf:\n" + conf()),
+        "nginx": fake_binary(tmp_path, "nginx", "nginx version: nginx/1.22.1\n",
+                             "# configuration file /y/nginx.conf:\n" + conf()),
+    }
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
+                        lambda self, name, *a, **k: binaries.get(name))
+    result = run_module(lua_sandbox_verify, dict(OFFLINE))
+    assert result["versions"]["name"] == "openresty" and result["config_files"] == ["/x/nginx.conf"]
+    del binaries["openresty"]
+    result = run_module(lua_sandbox_verify, dict(OFFLINE))
+    assert result["versions"]["name"] == "nginx" and result["config_files"] == ["/y/nginx.conf"]
+
+
+def test_without_a_binary_the_config_is_read_from_disk(tmp_path, run_module, no_binaries):
+    (tmp_path / "conf.d").mkdir()
+    write(tmp_path / "conf.d" / "dev.conf", "lua_code_cache off;\n")
+    main = write(tmp_path / "nginx.conf", conf(http="    include conf.d/*.conf;"))
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, config=main))
+    assert result["failed"] and result["versions"] == {}
+    assert [(f["rule"], f["file"], f["line"]) for f in result["findings"]] == [
+        ("lua-code-cache-off", str(tmp_path / "conf.d" / "dev.conf"), 1)]
+
+
+def test_nothing_to_analyse(run_module, no_binaries):
+    result = run_module(lua_sandbox_verify, dict(OFFLINE))
+    assert result["failed"] and "set binary, config or dump" in result["msg"]
+
+
+def test_host_checks_run_by_default(tmp_path, run_module):
+    root = tmp_path / "lua"
+    root.mkdir()
+    dump = dump_file(tmp_path, conf(replace={"lua_package_path": '"%s/?.lua;%s/missing/?.lua"' % (root, root),
+                                             "lua_package_cpath": '"%s/?.so"' % root}))
+    result = run_module(lua_sandbox_verify, dict(dump=dump, fail_on="none", sealed_dirs=[str(root)]))
+    rules = set(f["rule"] for f in result["findings"])
+    assert "lua-module-dir-missing" in rules and "lua-module-dir-not-sealed" in rules
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="none", sealed_dirs=[str(root)]))
+    assert result["findings"] == []

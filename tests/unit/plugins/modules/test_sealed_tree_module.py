@@ -1,0 +1,126 @@
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.hardened.openresty.plugins.modules import sealed_tree
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="sealing changes ownership")
+
+
+def owner_mode(path):
+    st = os.lstat(str(path))
+    return st.st_uid, st.st_gid, "%04o" % stat.S_IMODE(st.st_mode)
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch):
+    """A root-owned 0755 directory whose ancestors count as safe.
+
+    pytest's tmp_path lives under the world-writable /tmp, which the module rightly
+    refuses; ancestors above `base` are therefore only flagged when a test marks them.
+    """
+    base = tmp_path / "srv"
+    base.mkdir()
+    os.chmod(str(base), 0o755)
+    real = sealed_tree.writable_ancestors
+
+    def writable_below_base(path):
+        return [w for w in real(path) if w["path"].startswith(str(base))]
+    monkeypatch.setattr(sealed_tree, "writable_ancestors", writable_below_base)
+    return base
+
+
+def test_roots_sharing_a_missing_ancestor_are_created_once(base, run_module):
+    roots = [str(base / "app"), str(base / "app" / "releases")]
+    result = run_module(sealed_tree, {"path": roots})
+    assert result["created"] == roots
+    assert owner_mode(base / "app") == (0, 0, "0555")
+    assert owner_mode(base / "app" / "releases") == (0, 0, "0555")
+    assert run_module(sealed_tree, {"path": roots})["changed"] is False
+
+
+def test_missing_root_is_created_sealed(base, run_module):
+    root = base / "lua" / "lib"
+    preview = run_module(sealed_tree, {"path": [str(root)]}, check_mode=True)
+    assert preview["changed"] and preview["created"] == [str(base / "lua"), str(root)]
+    assert not os.path.exists(str(base / "lua"))
+
+    result = run_module(sealed_tree, {"path": str(root)})
+    assert result["created"] == [str(base / "lua"), str(root)]
+    assert owner_mode(base / "lua") == (0, 0, "0755")
+    assert owner_mode(root) == (0, 0, "0555")
+    assert run_module(sealed_tree, {"path": str(root)})["changed"] is False
+
+
+def test_drift_is_repaired_and_shown_in_the_diff(base, run_module):
+    root = base / "lib"
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "init.lua").write_text("return {}")
+    os.chmod(str(root / "app"), 0o777)
+    os.chown(str(root / "app" / "init.lua"), 33, 33)
+    os.chmod(str(root / "app" / "init.lua"), 0o664)
+
+    preview = run_module(sealed_tree, {"path": str(root)}, check_mode=True, diff=True)
+    assert owner_mode(root / "app") == (0, 0, "0777"), "check mode changed the tree"
+    assert "%s 0664 33:33\n" % (root / "app" / "init.lua") in preview["diff"]["before"]
+    assert "%s 0444 0:0\n" % (root / "app" / "init.lua") in preview["diff"]["after"]
+
+    result = run_module(sealed_tree, {"path": str(root)})
+    assert sorted(f["path"] for f in result["fixed"]) == sorted(
+        [str(root), str(root / "app"), str(root / "app" / "init.lua")])
+    assert owner_mode(root / "app") == (0, 0, "0555")
+    assert owner_mode(root / "app" / "init.lua") == (0, 0, "0444")
+    assert run_module(sealed_tree, {"path": str(root)})["changed"] is False
+
+
+def test_symlinked_root_seals_its_target_and_settles(base, run_module):
+    release = base / "releases" / "r1"
+    release.mkdir(parents=True)
+    (release / "m.lua").write_text("return 1")
+    os.chown(str(release), 33, 33)
+    os.symlink("releases/r1", str(base / "current"))
+    assert run_module(sealed_tree, {"path": str(base / "current")})["changed"] is True
+    assert owner_mode(release) == (0, 0, "0555")
+    assert run_module(sealed_tree, {"path": str(base / "current")})["changed"] is False
+
+
+def test_writable_ancestor_is_refused_before_any_change(base, run_module):
+    (base / "open" / "lib").mkdir(parents=True)
+    os.chmod(str(base / "open"), 0o777)
+    os.chmod(str(base / "open" / "lib"), 0o755)
+    result = run_module(sealed_tree, {"path": [str(base / "open" / "lib")]})
+    assert result["failed"]
+    assert str(base / "open" / "lib") in result["msg"] and str(base / "open") + " (" in result["msg"]
+    assert owner_mode(base / "open" / "lib") == (0, 0, "0755")
+
+    missing = run_module(sealed_tree, {"path": [str(base / "open" / "new" / "lib")]})
+    assert missing["failed"] and not os.path.exists(str(base / "open" / "new"))
+
+
+def test_special_file_is_refused_and_nothing_is_changed(base, run_module):
+    root = base / "lib"
+    root.mkdir()
+    os.chmod(str(root), 0o777)
+    os.mkfifo(str(root / "pipe"))
+    result = run_module(sealed_tree, {"path": str(root)})
+    assert result["failed"] and str(root / "pipe") in result["msg"]
+    assert owner_mode(root) == (0, 0, "0777")
+
+
+def test_every_root_is_checked_before_any_is_changed(base, run_module):
+    good = base / "good"
+    good.mkdir()
+    os.chmod(str(good), 0o777)
+    result = run_module(sealed_tree, {"path": [str(good), "relative/path"]})
+    assert result["failed"] and "relative/path" in result["msg"]
+    assert owner_mode(good) == (0, 0, "0777")
+
+
+def test_missing_root_without_create_fails(base, run_module):
+    result = run_module(sealed_tree, {"path": str(base / "absent"), "create": False})
+    assert result["failed"] and "does not exist" in result["msg"]
