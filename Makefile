@@ -75,3 +75,6 @@ demo-clean: venv collection
 
 clean: demo-clean
 	rm -rf $(CACHE) tests/output
+
+bench: venv collection images
+	python scripts/bench_converge.py --hosts 1 --runs 3
