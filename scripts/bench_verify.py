@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # -*- coding: utf-8 -*-
 # Copyright: hardened.openresty contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -85,7 +85,7 @@ def generate_dump(servers):
 
 def time_runs(function, runs):
     times = []
-    for _ in range(runs):
+    for _run in range(runs):
         start = time.perf_counter()
         function()
         times.append(time.perf_counter() - start)
@@ -126,7 +126,7 @@ def bench_crossplane(path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()

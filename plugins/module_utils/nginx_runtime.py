@@ -23,7 +23,7 @@ def parse_version_output(text):
     """Parse the text of `nginx -V` (it prints to stderr) into a dict.
 
     Keys: name (nginx|openresty), version, openresty (bool), prefix, conf_path, pid_path,
-    error_log_path, sbin_path, modules_path, luajit_version (or None), pcre (1, 2 or None),
+    error_log_path, sbin_path, modules_path, luajit_version (or None), pcre (2 when -V names PCRE2, else None),
     configure_options (dict). Missing options are None.
     """
     facts = {
@@ -66,10 +66,10 @@ def parse_version_output(text):
     luajit = _LUAJIT.search(text)
     if luajit:
         facts["luajit_version"] = luajit.group("version")
+    # Only an explicit pcre2 path tells; "--with-pcre-jit" is printed by PCRE1 and PCRE2
+    # builds alike (Debian 13 links PCRE2 without saying so).
     if "pcre2" in text.lower():
         facts["pcre"] = 2
-    elif "pcre" in text.lower():
-        facts["pcre"] = 1
     return facts
 
 

@@ -56,8 +56,8 @@ def test_findings_fail_the_task_at_high(tmp_path, run_module):
     dump = dump_file(tmp_path, conf(http="    lua_code_cache off;\n    lua_socket_keepalive_timeout 10m;"))
     result = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump))
     assert result["failed"] and result["changed"] is False and result["passed"] is False
-    assert [f["rule"] for f in result["findings"]] == ["lua-code-cache-off",
-                                                        "lua-socket-keepalive-timeout-too-long"]
+    assert [f["rule"] for f in result["findings"]] == [
+        "lua-code-cache-off", "lua-socket-keepalive-timeout-too-long"]
     assert result["summary"] == {"high": 1, "medium": 0, "low": 1}
     assert result["msg"].startswith("1 finding(s) at or above high: lua-code-cache-off [high] "
                                     "/etc/nginx/nginx.conf:12: lua_code_cache off")
@@ -85,8 +85,8 @@ def test_policy_overrides_apply(tmp_path, run_module):
     dump = dump_file(tmp_path, conf(replace={"lua_socket_read_timeout": "30s"}))
     default = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="none"))
     assert [f["rule"] for f in default["findings"]] == ["lua-socket-timeout-too-long"]
-    relaxed = run_module(lua_sandbox_verify, dict(OFFLINE, dump=dump, fail_on="low",
-                                                 policy={"socket_read_timeout_max": "30s"}))
+    relaxed = run_module(lua_sandbox_verify, dict(
+        OFFLINE, dump=dump, fail_on="low", policy={"socket_read_timeout_max": "30s"}))
     assert relaxed["passed"] and not relaxed["failed"]
 
 

@@ -1,0 +1,410 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hardened.openresty contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: lua_sandbox_verify
+short_description: Prove that the Lua layer of an nginx or OpenResty server is hardened
+description:
+  - Reads the complete configuration nginx uses (C(nginx -T)), or a saved dump of it, with a
+    Lua-aware parser and checks it against a catalogue of rules about lua-nginx-module
+    (module search paths, code cache, cosocket timeouts, regex limits, C(*_by_lua_file)
+    paths, dangerous calls in inline Lua, the user workers run as).
+  - On the live host it also checks the module directories (present, not writable by
+    anyone but root, sealed), the running workers (not root, not running code or
+    configuration older than what is on disk).
+  - Works on any host with nginx and lua-nginx-module, also ones this collection did not
+    configure. Needs nothing on the target but Python's standard library. Never changes
+    anything.
+  - Each finding names its rule, severity, the file and line (or the path on disk) and what
+    is wrong. See C(docs/rules.md) in the collection for every rule's rationale, an example
+    and the fix.
+  - A configuration that cannot be parsed fails the task with the file and line of the
+    error; no rule is evaluated on it.
+version_added: 1.0.0
+author:
+  - hardened.openresty contributors (!UNKNOWN)
+options:
+  binary:
+    description:
+      - The nginx binary to run with C(-T) and C(-V).
+      - By default C(openresty) is looked up first, then C(nginx) (in C(PATH), the sbin
+        directories and C(/usr/local/openresty/bin)).
+      - With O(dump), the binary is only used (for O(prefix) and RV(versions)) when this
+        option is set.
+      - When no binary is found and O(config) is set, the configuration is read from disk
+        starting at O(config), with includes resolved against its directory.
+    type: path
+  config:
+    description:
+      - The main configuration file, passed to the binary as C(-c).
+      - Default is the binary's compiled-in path.
+      - With O(dump), names the main file of a dump that has no C(# configuration file)
+        markers.
+    type: path
+  prefix:
+    description:
+      - The server prefix, used for C($prefix) in C(lua_package_path) and for relative
+        C(*_by_lua_file) and C(pid) paths. When set it is also passed to the binary as C(-p).
+      - Default is the C(--prefix) reported by C(<binary> -V).
+    type: path
+  dump:
+    description:
+      - Analyse this saved output of C(nginx -T) instead of running the binary.
+      - "Files are delimited by C(# configuration file PATH:) lines; leading C(nginx: ...)
+        lines are ignored; output without markers is read as one main file."
+      - Includes are matched against the files in the dump (globs included); relative
+        patterns resolve against the main file's directory; an include that matches
+        nothing is not an error.
+      - Host checks still run when enabled; turn off O(check_filesystem) and
+        O(check_processes) to analyse a dump taken on another machine.
+    type: path
+  check_filesystem:
+    description:
+      - Run the rules that inspect module directories and files on this host
+        (C(lua-module-dir-missing), C(lua-module-dir-writable), C(lua-module-file-writable),
+        C(lua-module-dir-not-sealed), and with O(check_processes) C(lua-stale-code-cache)).
+    type: bool
+    default: true
+  check_processes:
+    description:
+      - Run the rules that inspect running nginx workers (C(nginx-worker-root), and with
+        O(check_filesystem) C(lua-stale-code-cache)).
+      - Workers are those of the master named in the pid file; when it cannot be read, all
+        nginx worker processes on the host.
+    type: bool
+    default: true
+  sealed_dirs:
+    description:
+      - Directories that must be sealed throughout (owned by root:root, directories
+        C(0555), regular files C(0444)); any deviation is a C(lua-module-dir-not-sealed)
+        finding.
+    type: list
+    elements: path
+    default: []
+  policy:
+    description:
+      - Overrides of the policy limits. Limits are inclusive (a value equal to the maximum
+        passes). Durations use nginx syntax (C(500ms), C(2s), C(1m30s); a bare number is
+        seconds).
+      - C(socket_connect_timeout_max) (default C(5s)), C(socket_send_timeout_max) (C(10s)),
+        C(socket_read_timeout_max) (C(10s)), C(socket_keepalive_timeout_max) (C(120s)).
+      - C(regex_match_limit_max) (default C(100000)), C(regex_cache_max_entries_max)
+        (C(1024)).
+      - C(dangerous_calls), the Lua functions inline code must not use (replaces the
+        default list C(os.execute), C(os.remove), C(os.rename), C(os.exit), C(io.popen),
+        C(loadstring), C(load), C(dofile), C(loadfile), C(package.loadlib), C(string.dump),
+        C(setfenv), C(debug.*)). An entry is a global name, a dotted name, or a table name
+        followed by C(.*).
+      - An unknown key or an invalid value fails the task.
+    type: dict
+    default: {}
+  fail_on:
+    description:
+      - Fail the task when a finding of this severity or higher exists; the message lists
+        those findings.
+      - C(none) never fails on findings.
+    type: str
+    choices: [none, low, medium, high]
+    default: high
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: The module never changes anything; it runs the same in check mode.
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: none
+  platform:
+    description: Target OS/families that can be operated against.
+    support: N/A
+    platforms: posix
+notes:
+  - Running C(nginx -T) and reading module directories and C(/proc) usually needs root
+    (C(become)).
+  - C(nginx -T) prints the configuration files as they are on disk now, not the
+    configuration the running master loaded; C(lua-stale-code-cache) reports files changed
+    after the oldest worker started.
+  - The inline Lua check is static and best-effort; it is not a sandbox. Code can still
+    reach these functions indirectly (for example through the C(ffi) library).
+seealso:
+  - name: lua-nginx-module directives
+    description: The directives these rules check, with their defaults and contexts.
+    link: https://github.com/openresty/lua-nginx-module#directives
+  - module: hardened.openresty.sealed_tree
+    description: Seals module roots, which fixes most filesystem findings.
+"""
+
+EXAMPLES = r"""
+- name: Verify the Lua hardening of this host, failing on high findings
+  hardened.openresty.lua_sandbox_verify:
+  become: true
+
+- name: Verify strictly, with sealed release directories and tighter timeouts
+  hardened.openresty.lua_sandbox_verify:
+    fail_on: low
+    sealed_dirs:
+      - /srv/lua/lib
+      - /srv/lua/app/releases
+    policy:
+      socket_read_timeout_max: 5s
+      regex_match_limit_max: 50000
+  become: true
+
+- name: Audit without failing, and keep the findings
+  hardened.openresty.lua_sandbox_verify:
+    fail_on: none
+  become: true
+  register: lua_audit
+
+- name: Show what was found
+  ansible.builtin.debug:
+    msg: "{{ lua_audit.summary }}: {{ lua_audit.findings | map(attribute='rule') | list }}"
+
+- name: Check a saved nginx -T dump offline (no host checks)
+  hardened.openresty.lua_sandbox_verify:
+    dump: /var/tmp/web1-nginx-T.txt
+    prefix: /usr/share/nginx
+    check_filesystem: false
+    check_processes: false
+  delegate_to: localhost
+
+- name: Verify an OpenResty installation explicitly
+  hardened.openresty.lua_sandbox_verify:
+    binary: /usr/local/openresty/nginx/sbin/nginx
+    config: /usr/local/openresty/nginx/conf/nginx.conf
+  become: true
+"""
+
+RETURN = r"""
+findings:
+  description: What violates the rules, high severity first, then by file and line.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    rule:
+      description: The rule id, such as C(lua-code-cache-off).
+      type: str
+    severity:
+      description: C(high), C(medium) or C(low).
+      type: str
+    message:
+      description: What is wrong, with the offending value or path.
+      type: str
+    file:
+      description:
+        - The configuration file the finding is about; for filesystem findings the path
+          on disk that is wrong. Null when no file applies.
+      type: str
+    line:
+      description: The line in C(file), or null when the finding is not about a line.
+      type: int
+  sample:
+    - rule: lua-package-path-default-fallback
+      severity: high
+      message: 'lua_package_path contains ";;", which inserts the default search path (starting with ./?.lua) at that spot'
+      file: /etc/nginx/conf.d/lua.conf
+      line: 3
+    - rule: lua-module-dir-writable
+      severity: high
+      message: directory /srv/lua/lib/vendor is writable by group or others (mode 0777)
+      file: /srv/lua/lib/vendor
+      line: null
+summary:
+  description: The number of findings per severity.
+  returned: always
+  type: dict
+  contains:
+    high:
+      description: Number of high findings.
+      type: int
+    medium:
+      description: Number of medium findings.
+      type: int
+    low:
+      description: Number of low findings.
+      type: int
+  sample: {high: 1, medium: 2, low: 0}
+passed:
+  description:
+    - True when no finding is at or above O(fail_on). With O(fail_on=none), true when there
+      is no finding at all (the task does not fail either way).
+  returned: always
+  type: bool
+  sample: true
+versions:
+  description: What C(<binary> -V) reveals. Empty when no binary was run.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: C(nginx) or C(openresty).
+      type: str
+    version:
+      description: The nginx (or OpenResty) version.
+      type: str
+    openresty:
+      description: Whether the binary is OpenResty.
+      type: bool
+    lua_nginx_module:
+      description: The lua-nginx-module version when the build options name it (OpenResty does; Debian's dynamic module does not).
+      type: str
+    luajit:
+      description: The LuaJIT version when revealed.
+      type: str
+    pcre:
+      description:
+        - 1 or 2 when the build options name the library (such as an OpenResty build's
+          C(pcre2) include path); null otherwise (C(--with-pcre-jit) alone does not tell).
+      type: int
+    prefix:
+      description: The compiled-in prefix.
+      type: str
+    conf_path:
+      description: The compiled-in main configuration path.
+      type: str
+    pid_path:
+      description: The compiled-in pid file path.
+      type: str
+  sample: {name: nginx, version: 1.22.1, openresty: false, lua_nginx_module: null, luajit: null,
+           pcre: 1, prefix: /usr/share/nginx, conf_path: /etc/nginx/nginx.conf, pid_path: /run/nginx.pid}
+config_files:
+  description: The configuration files that were analysed, main file first.
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/nginx/nginx.conf, /etc/nginx/modules-enabled/50-mod-http-lua.conf]
+prefix:
+  description: The prefix used for C($prefix) and relative paths, or null when unknown.
+  returned: always
+  type: str
+  sample: /usr/share/nginx
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+
+_EXTRA_BIN_DIRS = ["/usr/local/openresty/bin", "/usr/local/openresty/nginx/sbin"]
+
+
+def _find_binary(module):
+    if module.params["binary"]:
+        return module.params["binary"]
+    for name in ("openresty", "nginx"):
+        found = module.get_bin_path(name, opt_dirs=_EXTRA_BIN_DIRS)
+        if found:
+            return found
+    return None
+
+
+def _versions(module, binary):
+    rc, out, err = module.run_command([binary, "-V"])
+    if rc != 0:
+        module.fail_json(msg="%s -V failed (rc %d): %s" % (binary, rc, (err or out).strip()))
+    # nginx prints -V to stderr.
+    return lua_rules.describe_versions(err + out)
+
+
+def _load(module):
+    """Return (NginxConfig, versions, prefix) for the options given."""
+    params = module.params
+    binary = _find_binary(module) if (not params["dump"] or params["binary"]) else None
+    versions = _versions(module, binary) if binary else {}
+    prefix = params["prefix"] or versions.get("prefix")
+    main = params["config"] or versions.get("conf_path")
+    if params["dump"]:
+        try:
+            text = nginx_parser.read_file(params["dump"])
+        except (IOError, OSError) as exc:
+            module.fail_json(msg="cannot read dump %s: %s" % (params["dump"], exc))
+        return nginx_parser.parse_dump(text, main), versions, prefix
+    if binary:
+        argv = [binary, "-T"]
+        if params["prefix"]:
+            argv += ["-p", params["prefix"]]
+        if params["config"]:
+            argv += ["-c", params["config"]]
+        rc, out, err = module.run_command(argv)
+        if rc != 0:
+            module.fail_json(msg="%s failed (rc %d): %s" % (" ".join(argv), rc, (err or out).strip()),
+                             versions=versions)
+        return nginx_parser.parse_dump(out, main), versions, prefix
+    if params["config"]:
+        return nginx_parser.load_tree(params["config"]), versions, prefix
+    module.fail_json(msg="no openresty or nginx binary found: set binary, config or dump")
+
+
+def _describe(finding):
+    where = finding["file"] or "-"
+    if finding["line"] is not None:
+        where = "%s:%d" % (where, finding["line"])
+    return "%s [%s] %s: %s" % (finding["rule"], finding["severity"], where, finding["message"])
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            binary=dict(type="path"),
+            config=dict(type="path"),
+            prefix=dict(type="path"),
+            dump=dict(type="path"),
+            check_filesystem=dict(type="bool", default=True),
+            check_processes=dict(type="bool", default=True),
+            sealed_dirs=dict(type="list", elements="path", default=[]),
+            policy=dict(type="dict", default={}),
+            fail_on=dict(type="str", choices=list(lua_rules.FAIL_ON_CHOICES), default="high"),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        lua_rules.make_policy(params["policy"])
+    except ValueError as exc:
+        module.fail_json(msg="invalid policy: %s" % exc)
+    try:
+        config, versions, prefix = _load(module)
+        report = lua_rules.evaluate(
+            config,
+            policy=params["policy"],
+            prefix=prefix,
+            versions=versions,
+            check_filesystem=params["check_filesystem"],
+            check_processes=params["check_processes"],
+            sealed_dirs=params["sealed_dirs"],
+        )
+    except nginx_parser.NginxParseError as exc:
+        module.fail_json(msg="cannot parse the nginx configuration: %s" % exc,
+                         parse_error=dict(file=exc.file, line=exc.line, message=exc.message))
+    for warning in report["warnings"]:
+        module.warn(warning)
+    findings = report["findings"]
+    fail_on = params["fail_on"]
+    threshold = lua_rules.LOW if fail_on == "none" else fail_on
+    blocking = lua_rules.at_or_above(findings, threshold)
+    result = dict(
+        changed=False,
+        findings=findings,
+        summary=report["summary"],
+        passed=not blocking,
+        versions=versions,
+        config_files=list(config.files),
+        prefix=prefix,
+    )
+    if blocking and fail_on != "none":
+        module.fail_json(
+            msg="%d finding(s) at or above %s: %s" % (len(blocking), fail_on,
+                                                      "; ".join(_describe(f) for f in blocking)),
+            **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

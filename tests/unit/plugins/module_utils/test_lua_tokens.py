@@ -1,0 +1,119 @@
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_tokens import (
+    NAME,
+    STRING,
+    LuaSyntaxError,
+    find_dangerous,
+    tokenize,
+    validate_entries,
+)
+
+
+def kinds_values(code):
+    return [(kind, value) for kind, value, _pos in tokenize(code)]
+
+
+@pytest.mark.parametrize("code,value", [
+    ('"os.execute"', "os.execute"),
+    ("'os.execute'", "os.execute"),
+    (r'"a\"b"', 'a"b'),
+    (r"'a\'b'", "a'b"),
+    (r'"\111\115"', "os"),
+    (r'"\x6fs"', "os"),
+    ("[[os.execute]]", "os.execute"),
+    ("[[\nfirst newline dropped]]", "first newline dropped"),
+    ("[==[ ]] ]=] ]==]", " ]] ]=] "),
+])
+def test_strings_are_single_decoded_tokens(code, value):
+    assert kinds_values(code) == [(STRING, value)]
+
+
+@pytest.mark.parametrize("code", [
+    "-- os.execute()",
+    "--[[ os.execute() ]]",
+    "--[==[ ]] os.execute() ]==]",
+    "--[[\nos.execute()\n]]",
+])
+def test_comments_are_dropped(code):
+    assert tokenize(code) == []
+
+
+def test_names_operators_and_positions():
+    tokens = tokenize("local x = a..b -- c\nreturn x:y(1.5e3, ...)")
+    assert [(k, v) for k, v, _pos in tokens] == [
+        ("op", "local"), (NAME, "x"), ("op", "="), (NAME, "a"), ("op", ".."), (NAME, "b"),
+        ("op", "return"), (NAME, "x"), ("op", ":"), (NAME, "y"), ("op", "("), ("number", "1.5e3"),
+        ("op", ","), ("op", "..."), ("op", ")")]
+    assert tokens[6][2] == len("local x = a..b -- c\n")
+
+
+@pytest.mark.parametrize("code", ['x = "open', "x = [[ open", "x = --[==[ open", "x = 'a\nb'"])
+def test_unfinished_strings_and_comments(code):
+    with pytest.raises(LuaSyntaxError):
+        tokenize(code, strict=True)
+    tokenize(code)  # lenient mode stops quietly
+
+
+def uses(code, entries=None):
+    return list(find_dangerous(code) if entries is None else find_dangerous(code, entries))
+
+
+@pytest.mark.parametrize("code,expected", [
+    ('os.execute("id")', [("os.execute", "os.execute", 1)]),
+    ('os.execute "id"', [("os.execute", "os.execute", 1)]),
+    ("local run = os.execute", [("os.execute", "os.execute", 1)]),
+    ('os["execute"]("id")', [("os.execute", "os.execute", 1)]),
+    (r'os["\101xecute"]("id")', [("os.execute", "os.execute", 1)]),
+    ('_G.os.execute("id")', [("os.execute", "os.execute", 1)]),
+    ('_G["io"].popen("ls")', [("io.popen", "io.popen", 1)]),
+    ("x = 1\n\nlocal f = loadstring(s)", [("loadstring", "loadstring", 3)]),
+    ("local f = load(s)", [("load", "load", 1)]),
+    ("local load = load", [("load", "load", 1)]),
+    ("dofile('/x.lua') loadfile('/y.lua')", [("dofile", "dofile", 1), ("loadfile", "loadfile", 1)]),
+    ("package.loadlib('/x.so', 'f')", [("package.loadlib", "package.loadlib", 1)]),
+    ("string.dump(f)", [("string.dump", "string.dump", 1)]),
+    ("setfenv(1, {})", [("setfenv", "setfenv", 1)]),
+    ("debug.sethook()", [("debug.*", "debug.sethook", 1)]),
+    ("debug['getinfo'](1)", [("debug.*", "debug.getinfo", 1)]),
+    ("os.exit(1) os.remove('/a') os.rename('/a', '/b')",
+     [("os.exit", "os.exit", 1), ("os.remove", "os.remove", 1), ("os.rename", "os.rename", 1)]),
+    ('local o = require("os")', [("os.execute", 'require("os")', 1)]),
+    ("local d = require 'debug'", [("debug.*", 'require("debug")', 1)]),
+])
+def test_dangerous_uses_are_found(code, expected):
+    assert uses(code) == expected
+
+
+@pytest.mark.parametrize("code", [
+    "-- os.execute('id')",
+    "local s = 'os.execute(1)'",
+    "local s = [[ io.popen() ]]",
+    "t.load(x) obj:load(y) M.dofile = 1",
+    "function M.load() end",
+    "local function load() end",
+    "local t = { load = 1, setfenv = 2 }",
+    "os.execute = nil io.popen = nil _G.loadstring = nil",
+    "local debug = ngx.var.arg_debug if debug then ngx.log(ngx.ERR, 1) end",
+    "os.time() os.date() io.write('x') string.format('%d', 1)",
+    "local r = require('resty.core')",
+    "local loader = loadstring_safe(x)",
+    "ngx.say(payload)",
+])
+def test_harmless_code_is_not_flagged(code):
+    assert uses(code) == []
+
+
+def test_custom_entries():
+    code = 'ngx.exit(403) os.execute("id") ffi.C.system("id")'
+    assert uses(code, ["ngx.exit", "ffi.*"]) == [("ngx.exit", "ngx.exit", 1), ("ffi.*", "ffi.C", 1)]
+
+
+@pytest.mark.parametrize("entries", ["os.execute", ["os.execute()"], ["*"], ["a..b"], [1]])
+def test_invalid_entries(entries):
+    with pytest.raises(ValueError):
+        validate_entries(entries)
