@@ -80,6 +80,12 @@ def test_module_roots_are_sealed_directories(host, path):
     assert (root.user, root.group, root.mode) == ("root", "root", 0o555)
 
 
+def test_release_root_has_a_current_release_before_any_deploy(host):
+    current = host.file(APP_ROOT + "/current")
+    assert current.is_symlink and current.linked_to == APP_ROOT + "/releases/initial"
+    assert host.file(APP_ROOT + "/releases/initial").mode == 0o555
+
+
 def test_module_files_are_sealed(host):
     probe = host.file(ROOT + "/molecule_probe.lua")
     assert (probe.user, probe.group, probe.mode) == ("root", "root", 0o444)
@@ -134,3 +140,53 @@ def test_module_roots_are_read_only_inside_the_service_even_for_root(host, path)
     host.run("rm -f %s/.write-probe", path)
     assert result.rc != 0
     assert "Read-only file system" in result.stderr
+
+
+# The verifier on the converged host. These run last: they drift the host and repair it.
+SEALED = "%s,%s/releases" % (ROOT, APP_ROOT)
+
+
+def verify(host, fail_on):
+    result = host.ansible(
+        "hardened.openresty.lua_sandbox_verify", "fail_on=%s sealed_dirs=%s" % (fail_on, SEALED), check=False
+    )
+    assert "findings" in result, result
+    return result
+
+
+def test_verifier_finds_nothing_on_the_converged_host(host):
+    result = verify(host, "low")
+    assert result["findings"] == [] and result["passed"] is True, result["findings"]
+    assert result["changed"] is False
+
+
+def test_verifier_reports_exactly_the_drift_and_clears_after_repair(host):
+    drift_conf = "/etc/nginx/conf.d/zz-molecule-drift.conf"
+    probe = ROOT + "/molecule_probe.lua"
+    host.run_expect([0], "cp -p %s /root/molecule_probe.lua.orig", probe)
+    host.run_expect([0], "chmod 0777 %s", ROOT)
+    host.run_expect(
+        [0], "printf 'server {\\n listen 127.0.0.1:8099;\\n location / {\\n  lua_code_cache off;\\n }\\n}\\n' > %s", drift_conf
+    )
+    host.run_expect([0], "sh -c 'sleep 1.1; printf -- \"-- edited without reload\\n\" >> %s'", probe)
+    try:
+        result = verify(host, "none")
+    finally:
+        host.run_expect([0], "rm -f %s", drift_conf)
+        host.run_expect([0], "chmod 0555 %s", ROOT)
+    rules = sorted({finding["rule"] for finding in result["findings"]})
+    assert rules == [
+        "lua-code-cache-off",
+        "lua-module-dir-not-sealed",
+        "lua-module-dir-writable",
+        "lua-stale-code-cache",
+    ], result["findings"]
+    stale = [f["file"] for f in result["findings"] if f["rule"] == "lua-stale-code-cache"]
+    assert probe in stale and drift_conf in stale
+    assert result["passed"] is False
+
+    # Put the file back as it was, then reload: the workers now run what is on disk.
+    host.run_expect([0], "cp -p /root/molecule_probe.lua.orig %s", probe)
+    host.run_expect([0], "systemctl reload nginx")
+    host.run_expect([0], "sleep 2")
+    assert verify(host, "low")["findings"] == []
