@@ -23,7 +23,7 @@ export ANSIBLE_ROLES_PATH := $(abspath roles)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv docker images collection lint sanity unit molecule test demo demo-clean bench clean
+.PHONY: help venv docker images collection lint sanity unit release-check molecule test demo demo-clean bench clean
 
 help:
 	@echo "make demo        build images, start a 3-host local fleet, converge it, show it serving Lua"
@@ -64,7 +64,13 @@ molecule: venv collection images
 	  molecule test -s $$s || exit 1; \
 	done
 
-test: lint sanity unit molecule
+# Build the tarball, install it offline and use it; render the execution environment; changelog.
+release-check: venv collection
+	bash scripts/test-build-install.sh
+	bash scripts/test-ee.sh
+	bash scripts/test-changelog.sh
+
+test: lint sanity unit release-check molecule
 	@echo "make test: all checks passed"
 
 demo: venv collection images

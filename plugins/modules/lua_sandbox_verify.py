@@ -26,7 +26,7 @@ description:
     and the fix.
   - A configuration that cannot be parsed fails the task with the file and line of the
     error; no rule is evaluated on it.
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - hardened.openresty contributors (!UNKNOWN)
 options:
