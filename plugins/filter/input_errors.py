@@ -14,4 +14,5 @@ class FilterModule(object):
     def filters(self):
         return {
             "server_input_errors": role_input.server_input_errors,
+            "lua_app_input_errors": role_input.lua_app_input_errors,
         }

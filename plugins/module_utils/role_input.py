@@ -12,11 +12,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import posixpath
+import re
 
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import (
+    MODULE_NAME,
+    module_path_candidates,
+    release_id_errors,
+    scan_source,
+)
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import (
     format_seconds,
     parse_duration,
+    parse_size,
 )
 
 FLAVORS = ("debian", "openresty", "none")
@@ -43,6 +52,23 @@ POSITIVE_INTEGERS = (
     "server_worker_rlimit_nofile",
     "server_worker_connections",
 )
+
+
+# nginx refuses a limit_req_zone/limit_conn_zone smaller than 8 pages.
+LIMIT_ZONE_SIZE_MIN = 32 * 1024
+# Below this a MemoryMax is a typo (512K for 512M) rather than a limit nginx can live with.
+SYSTEMD_MEMORY_MIN = 32 * 1024 ** 2
+METRICS_INTERVAL_MAX = 60
+
+_LIMIT_KEY = re.compile(r"^(\$[A-Za-z_][A-Za-z0-9_]*)+$")
+_LIMIT_RATE = re.compile(r"^([1-9][0-9]*)r/[sm]$")
+_METRICS_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_LUA_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_SYSTEMD_SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
+_SYSTEMD_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
+_PERCENT = re.compile(r"^([0-9]+)%$")
+# Location the metrics endpoint reads connection numbers from (see the metrics template).
+STUB_STATUS_PATH = "/hardened-openresty/stub_status"
 
 
 def _is_int(value):
@@ -80,6 +106,119 @@ def _duration_errors(name, value, maximum):
     return []
 
 
+def _systemd_memory(name, value):
+    """(errors, comparable) for a MemoryMax/MemoryHigh value; comparable is
+    ("bytes", n) or ("percent", n), or None for infinity or an error."""
+    text = str(value) if _is_int(value) else value
+    if not isinstance(text, str):
+        text = ""
+    if text == "infinity":
+        return [], None
+    size, percent = _SYSTEMD_SIZE.match(text), _PERCENT.match(text)
+    if size:
+        amount = int(size.group(1)) * _SYSTEMD_SIZE_FACTORS[size.group(2)]
+        if amount < SYSTEMD_MEMORY_MIN:
+            return ["%s: %r is below the minimum 32M (a typo such as 512K for 512M?)" % (name, value)], None
+        return [], ("bytes", amount)
+    if percent and 0 < int(percent.group(1)) <= 100:
+        return [], ("percent", int(percent.group(1)))
+    return ["%s: %r is not a systemd size (e.g. 512M, 2G, 80%%, infinity)" % (name, value)], None
+
+
+def _systemd_errors(values):
+    errors = []
+    limits = {}
+    for name in ("server_systemd_memory_max", "server_systemd_memory_high"):
+        value = values.get(name)
+        if value not in (None, ""):
+            problems, limits[name] = _systemd_memory(name, value)
+            errors.extend(problems)
+    high, top = limits.get("server_systemd_memory_high"), limits.get("server_systemd_memory_max")
+    if high and top and high[0] == top[0] and high[1] > top[1]:
+        errors.append("server_systemd_memory_high: %r is above server_systemd_memory_max %r; "
+                      "reclaim would never start before the hard limit"
+                      % (values["server_systemd_memory_high"], values["server_systemd_memory_max"]))
+
+    tasks = values.get("server_systemd_tasks_max")
+    if tasks not in (None, ""):
+        text = str(tasks) if _is_int(tasks) else tasks
+        percent = _PERCENT.match(text) if isinstance(text, str) else None
+        workers = values.get("server_worker_processes")
+        workers = int(workers) if isinstance(workers, (int, str)) and str(workers).isdigit() else None
+        if isinstance(text, str) and text.isdigit():
+            # The master and one cache or helper process on top of the workers.
+            needed = max(workers or 0, 1) + 2
+            if int(text) < needed:
+                errors.append("server_systemd_tasks_max: %r is below %d, the processes nginx needs "
+                              "(master, workers, a helper)" % (tasks, needed))
+        elif not (text == "infinity" or percent and 0 < int(percent.group(1)) <= 100):
+            errors.append("server_systemd_tasks_max: %r is not a number of tasks, a percentage "
+                          "or infinity" % (tasks,))
+
+    quota = values.get("server_systemd_cpu_quota")
+    if quota not in (None, ""):
+        match = _PERCENT.match(quota) if isinstance(quota, str) else None
+        if not match or int(match.group(1)) == 0:
+            errors.append("server_systemd_cpu_quota: %r is not a CPU quota such as 50%% or 200%% "
+                          "(100%% is one core)" % (quota,))
+    return errors
+
+
+def _limit_errors(values):
+    errors = []
+    key = values.get("server_limit_key")
+    if "server_limit_key" in values and not (isinstance(key, str) and _LIMIT_KEY.match(key)):
+        errors.append("server_limit_key: %r is not one or more nginx variables such as "
+                      "$binary_remote_addr" % (key,))
+    rate = values.get("server_limit_req_rate")
+    if "server_limit_req_rate" in values and not (isinstance(rate, str) and _LIMIT_RATE.match(rate)):
+        errors.append("server_limit_req_rate: %r is not an nginx rate such as 10r/s or 600r/m" % (rate,))
+    burst = values.get("server_limit_req_burst")
+    if "server_limit_req_burst" in values and not (_is_int(burst) and burst >= 0):
+        errors.append("server_limit_req_burst: %r must be an integer of at least 0" % (burst,))
+    conn = values.get("server_limit_conn")
+    if "server_limit_conn" in values and not (_is_int(conn) and conn > 0):
+        errors.append("server_limit_conn: %r must be a positive integer" % (conn,))
+    for name in ("server_limit_req_zone_size", "server_limit_conn_zone_size"):
+        if name not in values:
+            continue
+        try:
+            size = parse_size(values[name])
+        except ValueError:
+            errors.append("%s: %r is not an nginx size (examples: 1m, 512k)" % (name, values[name]))
+            continue
+        if size < LIMIT_ZONE_SIZE_MIN:
+            errors.append("%s: %r is below 32k, which nginx refuses as too small" % (name, values[name]))
+    status = values.get("server_limit_status")
+    if "server_limit_status" in values and not (_is_int(status) and 400 <= status <= 599):
+        errors.append("server_limit_status: %r is not an HTTP error status (400-599)" % (status,))
+    return errors
+
+
+def _metrics_errors(values):
+    errors = []
+    port = values.get("server_metrics_port")
+    if "server_metrics_port" in values:
+        if not (_is_int(port) and 0 < port < 65536):
+            errors.append("server_metrics_port: %r is not a TCP port (1-65535)" % (port,))
+        elif port == values.get("server_listen"):
+            errors.append("server_metrics_port: %r is also server_listen; the metrics server "
+                          "needs a port of its own" % (port,))
+    path = values.get("server_metrics_path")
+    if "server_metrics_path" in values:
+        if not (isinstance(path, str) and _METRICS_PATH.match(path)) or "//" in path:
+            errors.append("server_metrics_path: %r is not an absolute URI path of letters, digits "
+                          "and ._~/-" % (path,))
+        elif path == STUB_STATUS_PATH:
+            errors.append("server_metrics_path: %r is the internal location the endpoint reads "
+                          "connection numbers from" % (path,))
+    interval = values.get("server_metrics_interval")
+    if "server_metrics_interval" in values and not (_is_int(interval) and 0 < interval <= METRICS_INTERVAL_MAX):
+        errors.append("server_metrics_interval: %r must be a whole number of seconds from 1 to %d"
+                      % (interval, METRICS_INTERVAL_MAX))
+    return errors
+
+
 def server_input_errors(values):
     """Check the `server` role's variables (a dict of name -> value). Return messages."""
     errors = []
@@ -94,6 +233,9 @@ def server_input_errors(values):
             continue
         for index, root in enumerate(roots):
             errors.extend(absolute_dir_errors("%s[%d]" % (list_name, index), root))
+    if "server_lua_module_roots" in values and not values["server_lua_module_roots"]:
+        errors.append("server_lua_module_roots: %r is empty; the role installs its Lua helpers "
+                      "in the first root" % (values["server_lua_module_roots"],))
     all_roots = list(values.get("server_lua_module_roots") or []) + list(values.get("server_lua_app_roots") or [])
     if len(set(all_roots)) != len(all_roots):
         errors.append("server_lua_module_roots/server_lua_app_roots: %r lists a directory twice" % (all_roots,))
@@ -132,8 +274,109 @@ def server_input_errors(values):
     if listen is not None and not (_is_int(listen) and 0 < listen < 65536):
         errors.append("server_listen: %r is not a TCP port (1-65535)" % (listen,))
 
-    memory = values.get("server_systemd_memory_max")
-    if memory and not (isinstance(memory, str) and (memory[:-1].isdigit() and memory[-1] in "KMGT" or memory.isdigit()
-                                                    or memory.endswith("%") and memory[:-1].isdigit())):
-        errors.append("server_systemd_memory_max: %r is not a systemd size (e.g. 512M, 2G, 80%%)" % (memory,))
+    connections, nofile = values.get("server_worker_connections"), values.get("server_worker_rlimit_nofile")
+    if _is_int(connections) and _is_int(nofile) and 0 < nofile < connections:
+        errors.append("server_worker_connections: %r is above server_worker_rlimit_nofile %r "
+                      "(also the service's LimitNOFILE): every connection needs a file descriptor"
+                      % (connections, nofile))
+
+    modules = values.get("server_lua_init_worker_modules")
+    if modules is not None:
+        if not isinstance(modules, list):
+            errors.append("server_lua_init_worker_modules: %r is not a list of module names" % (modules,))
+        else:
+            for index, name in enumerate(modules):
+                if not (isinstance(name, str) and _LUA_MODULE_NAME.match(name)):
+                    errors.append("server_lua_init_worker_modules[%d]: %r is not a Lua module name "
+                                  "such as myapp.worker" % (index, name))
+
+    errors.extend(_limit_errors(values))
+    errors.extend(_metrics_errors(values))
+    errors.extend(_systemd_errors(values))
+    return errors
+
+
+LUA_APP_POSITIVE_INTEGERS = ("lua_app_health_timeout", "lua_app_proof_timeout", "lua_app_reload_timeout")
+LUA_APP_INTEGERS = ("lua_app_keep_releases", "lua_app_port", "lua_app_status_port") + LUA_APP_POSITIVE_INTEGERS
+
+
+def _digits_as_int(value):
+    # -e name=value passes strings; the argument spec has already accepted them as int.
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def _port_errors(name, value):
+    if not (_is_int(value) and 0 < value < 65536):
+        return ["%s: %r is not a TCP port (1-65535)" % (name, value)]
+    return []
+
+
+def lua_app_input_errors(values):
+    """Check the `lua_app` role's variables (a dict of name -> value). Return messages.
+
+    Runs on the controller: lua_app_src is read here, so a missing or empty source, a
+    symlink that leaves the tree or a device is refused before any host changes.
+    """
+    errors = []
+    values = dict(values)
+    for name in LUA_APP_INTEGERS:
+        if name in values:
+            values[name] = _digits_as_int(values[name])
+    src = values.get("lua_app_src")
+    source = scan_source(src)
+    errors.extend("lua_app_src: %r: %s" % (src, problem) for problem in source["problems"])
+
+    version = values.get("lua_app_version")
+    if version not in (None, ""):
+        errors.extend(release_id_errors(version if isinstance(version, str) else str(version), "lua_app_version"))
+
+    keep = values.get("lua_app_keep_releases")
+    if not _is_int(keep) or keep < 2:
+        errors.append("lua_app_keep_releases: %r must be an integer of at least 2 "
+                      "(the live release and the previous one are always kept)" % (keep,))
+
+    errors.extend(absolute_dir_errors("lua_app_root", values.get("lua_app_root")))
+    staging = values.get("lua_app_staging_dir")
+    errors.extend(absolute_dir_errors("lua_app_staging_dir", staging))
+    root = values.get("lua_app_root")
+    if isinstance(root, str) and isinstance(staging, str) and root and staging and (
+            staging == root or staging.startswith(root.rstrip("/") + "/")):
+        errors.append("lua_app_staging_dir: %r is inside lua_app_root %r; uploads must stay out of the "
+                      "sealed tree" % (staging, root))
+
+    shipped = set(f["path"] for f in source["files"])
+    module = values.get("lua_app_entry_module")
+    if not isinstance(module, str) or not MODULE_NAME.match(module):
+        errors.append("lua_app_entry_module: %r is not a Lua module name (for example app or app.main)" % (module,))
+    elif source["files"] and not shipped.intersection(module_path_candidates(module)):
+        errors.append("lua_app_entry_module: %r is not in lua_app_src (expected %s)"
+                      % (module, " or ".join(module_path_candidates(module))))
+
+    health = values.get("lua_app_health_path")
+    if not isinstance(health, str) or not health.startswith("/") or any(
+            ch.isspace() or ch in "\"'<>#" for ch in health):
+        errors.append("lua_app_health_path: %r is not an absolute URL path such as /health" % (health,))
+
+    port = values.get("lua_app_port")
+    status_port = values.get("lua_app_status_port")
+    errors.extend(_port_errors("lua_app_port", port))
+    errors.extend(_port_errors("lua_app_status_port", status_port))
+    if port == status_port and _is_int(port):
+        errors.append("lua_app_status_port: %r is also lua_app_port" % (status_port,))
+
+    address = values.get("lua_app_address")
+    if address and not (isinstance(address, str) and re.match(r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\])$", address)):
+        errors.append("lua_app_address: %r is not an IPv4 address or a bracketed IPv6 address "
+                      "(empty means every address)" % (address,))
+
+    for name in LUA_APP_POSITIVE_INTEGERS:
+        if name in values and (not _is_int(values[name]) or values[name] <= 0):
+            errors.append("%s: %r must be a positive integer (seconds)" % (name, values[name]))
+
+    config = values.get("lua_app_luacheck_config")
+    if config and not (isinstance(config, str) and os.path.isabs(config) and os.path.isfile(config)):
+        errors.append("lua_app_luacheck_config: %r is not an absolute path of a file on the controller "
+                      "(empty uses the role's config)" % (config,))
     return errors

@@ -4,6 +4,7 @@ Traffic stays on loopback inside the host: every request is a curl run on the ho
 """
 
 import re
+import time
 
 import pytest
 
@@ -140,6 +141,202 @@ def test_module_roots_are_read_only_inside_the_service_even_for_root(host, path)
     host.run("rm -f %s/.write-probe", path)
     assert result.rc != 0
     assert "Read-only file system" in result.stderr
+
+
+# Guardrails and metrics. The limits tests come last in this group: they fill the request
+# zone of 127.0.0.1 and wait until it has drained again.
+METRICS_URL = "http://127.0.0.1:9145/metrics"
+RELEASE_DOUBLE = "molecule-probe"  # files/hardened_release.lua
+
+
+def scrape(host):
+    """{(sample name, frozenset(labels)): value} and the families, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = list(text_string_to_metric_families(get(host, METRICS_URL)))
+    samples = {}
+    for family in families:
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples, families
+
+
+def per_worker(samples, name):
+    return {dict(labels)["worker"]: value for (sample, labels), value in samples.items() if sample == name}
+
+
+def wait_for(host, predicate, timeout=15):
+    """Scrape until predicate(samples) holds: workers publish every 5 seconds."""
+    deadline = time.time() + timeout
+    while True:
+        samples, _ = scrape(host)
+        if predicate(samples) or time.time() > deadline:
+            return samples
+        time.sleep(0.5)
+
+
+def worker_pids(host):
+    # Not pgrep -f: the shell that runs it has the pattern in its own command line.
+    return {
+        str(p.pid) for p in host.process.filter(comm="nginx")
+        if "worker process" in p.args and "shutting down" not in p.args
+    }
+
+
+def worker_ids(host):
+    return {str(worker) for worker in range(len(worker_pids(host)))}
+
+
+def test_metrics_parse_with_help_type_and_prometheus_names(host):
+    samples, families = scrape(host)
+    kinds = {family.name: family.type for family in families}
+    assert kinds == {
+        "openresty_lua_vm_bytes": "gauge",
+        "openresty_lua_timers_pending": "gauge",
+        "openresty_lua_timers_running": "gauge",
+        "openresty_lua_worker_published_timestamp_seconds": "gauge",
+        "openresty_lua_regex_match_limit_hits": "counter",
+        "openresty_lua_cosocket_timeouts": "counter",
+        "openresty_lua_app_release_info": "gauge",
+        "openresty_lua_shared_dict_capacity_bytes": "gauge",
+        "openresty_lua_shared_dict_free_bytes": "gauge",
+        "openresty_connections_active": "gauge",
+        "openresty_connections_reading": "gauge",
+        "openresty_connections_writing": "gauge",
+        "openresty_connections_waiting": "gauge",
+        "openresty_connections_accepted": "counter",
+        "openresty_connections_handled": "counter",
+        "openresty_http_requests": "counter",
+    }
+    assert all(family.documentation for family in families)
+    workers = worker_ids(host)
+    assert set(per_worker(samples, "openresty_lua_vm_bytes")) == workers
+    assert all(value > 100000 for value in per_worker(samples, "openresty_lua_vm_bytes").values())
+    # The hook loaded the release module in every worker (lua_app's contract).
+    releases = {
+        dict(labels)["worker"]: dict(labels)["release"]
+        for (name, labels), _value in samples.items() if name == "openresty_lua_app_release_info"
+    }
+    assert releases == {worker: RELEASE_DOUBLE for worker in workers}
+    capacity = samples[("openresty_lua_shared_dict_capacity_bytes", frozenset({("dict", "hardened_openresty_metrics")}))]
+    free = samples[("openresty_lua_shared_dict_free_bytes", frozenset({("dict", "hardened_openresty_metrics")}))]
+    assert capacity == 1024 * 1024 and 0 < free < capacity
+    assert ("openresty_lua_shared_dict_capacity_bytes", frozenset({("dict", "molecule_probe")})) in samples
+    assert samples[("openresty_connections_active", frozenset())] >= 1
+    assert samples[("openresty_http_requests_total", frozenset())] >= 1
+
+
+def test_init_worker_hook_ran_the_listed_module_in_every_worker(host):
+    lines = get(host, "http://127.0.0.1:8081/probe/init-worker").split("\n")
+    pids = worker_pids(host)
+    recorded = dict(line.split(" ", 1) for line in lines if line)
+    current = {key.split(":")[1] for key, pid in recorded.items() if pid in pids}
+    assert current == worker_ids(host)
+
+
+def test_metrics_vm_memory_grows_after_an_allocating_request(host):
+    before, _ = scrape(host)
+    worker = get(host, "http://127.0.0.1:8081/probe/allocate?mib=16").strip()
+    baseline = per_worker(before, "openresty_lua_vm_bytes")[worker]
+    after = wait_for(host, lambda s: per_worker(s, "openresty_lua_vm_bytes")[worker] > baseline + 12 * 2 ** 20)
+    assert per_worker(after, "openresty_lua_vm_bytes")[worker] > baseline + 12 * 2 ** 20
+
+
+def test_metrics_count_a_pending_timer(host):
+    before, _ = scrape(host)
+    worker = get(host, "http://127.0.0.1:8081/probe/timer").strip()
+    baseline = per_worker(before, "openresty_lua_timers_pending")[worker]
+    after = wait_for(host, lambda s: per_worker(s, "openresty_lua_timers_pending")[worker] > baseline)
+    assert per_worker(after, "openresty_lua_timers_pending")[worker] == baseline + 1
+
+
+def test_a_regex_match_limit_hit_through_the_helper_increments_its_counter(host):
+    name = ("openresty_lua_regex_match_limit_hits_total", frozenset())
+    before = scrape(host)[0][name]
+    answer = get(host, "http://127.0.0.1:8081/probe/redos").strip()
+    # PCRE1 (Debian 12) reports -8, PCRE2 (Debian 13) -47.
+    assert answer in ("nil pcre_exec() failed: -8", "nil pcre_exec() failed: -47"), answer
+    assert scrape(host)[0][name] == before + 1
+
+
+def test_a_cosocket_timeout_through_the_helper_increments_its_counter(host):
+    name = ("openresty_lua_cosocket_timeouts_total", frozenset({("operation", "receive")}))
+    before = scrape(host)[0][name]
+    assert get(host, "http://127.0.0.1:8081/probe/timeout").strip() == "nil timeout"
+    assert scrape(host)[0][name] == before + 1
+
+
+def test_metrics_are_bound_to_loopback_and_absent_from_the_public_site(host):
+    listeners = host.check_output("ss -Hltn").split("\n")
+    metrics = [line.split()[3] for line in listeners if line.split()[3].endswith(":9145")]
+    assert metrics == ["127.0.0.1:9145"]
+    # The default site listens on every address: the metrics path does not exist there.
+    body, status = host.check_output("curl -s -w '\\n%{http_code}' http://127.0.0.1/metrics").rsplit("\n", 1)
+    assert status == "404"
+    assert "openresty_" not in body
+
+
+def test_service_runs_under_the_resource_limits(host):
+    show = host.check_output(
+        "systemctl show nginx -p MemoryMax -p MemoryHigh -p TasksMax -p CPUQuotaPerSecUSec -p LimitNOFILE"
+    )
+    props = dict(line.split("=", 1) for line in show.splitlines())
+    assert props == {
+        "MemoryMax": str(512 * 2 ** 20),
+        "MemoryHigh": str(384 * 2 ** 20),
+        "TasksMax": "4096",
+        "CPUQuotaPerSecUSec": "1.500000s",
+        "LimitNOFILE": "8192",
+    }
+    # What the kernel enforces, read from the master's cgroups (v1 or v2).
+    master = host.check_output("cat /run/nginx.pid")
+    cgroups = {}
+    for line in host.file("/proc/%s/cgroup" % master).content_string.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for controller in controllers.split(",") if controllers else ["unified"]:
+            cgroups[controller] = (controllers, path)
+
+    def read(controller, v1_file, v2_file):
+        if controller in cgroups and cgroups[controller][0]:
+            mount, path = cgroups[controller]
+            return host.file("/sys/fs/cgroup/%s%s/%s" % (mount, path, v1_file)).content_string.split()
+        return host.file("/sys/fs/cgroup%s/%s" % (cgroups["unified"][1], v2_file)).content_string.split()
+
+    assert read("memory", "memory.limit_in_bytes", "memory.max") == [str(512 * 2 ** 20)]
+    assert read("pids", "pids.max", "pids.max") == ["4096"]
+    assert read("cpu", "cpu.cfs_quota_us", "cpu.max")[0] == "150000"
+    for pid in [master] + sorted(worker_pids(host)):
+        limits = host.file("/proc/%s/limits" % pid).content_string
+        assert re.search(r"^Max open files\s+8192\s+8192\s", limits, re.M), limits
+
+
+def test_limits_reject_a_burst_with_429_but_not_the_health_check(host):
+    codes = host.check_output(
+        "curl -s -o /dev/null -w '%{http_code}\\n' 'http://127.0.0.1/?[1-60]'"
+    ).split()
+    health = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/hardened-openresty/health")
+    host.run("sleep 3")  # the zone drains at 10r/s
+    assert len(codes) == 60
+    served, refused = codes.count("200"), codes.count("429")
+    # The rate plus a burst of 20 are served, and what 10r/s refills while curl runs
+    # (well under a second here); everything else is refused at once.
+    assert served + refused == 60 and served >= 20 and refused >= 20, codes
+    assert codes[:20] == ["200"] * 20 and codes[-1] == "429"
+    assert health == "200"
+
+
+def test_connection_limit_rejects_concurrent_requests_with_429(host):
+    log = "/var/log/nginx/error.log"
+    start = int(host.check_output("stat -c %%s %s", log))
+    codes = host.check_output(
+        "curl -s -o /dev/null -w '%{http_code}\\n' --parallel --parallel-immediate --parallel-max 40 "
+        "'http://127.0.0.1:8081/probe/limited-slow?[1-40]'"
+    ).split()
+    host.run("sleep 3")
+    new_log = host.check_output("tail -c +%s %s", str(start + 1), log)
+    assert len(codes) == 40 and codes.count("429") >= 19, codes
+    assert 'limiting connections by zone "hardened_openresty_conn"' in new_log
+    assert 'by zone "hardened_openresty_req"' in new_log
 
 
 # The verifier on the converged host. These run last: they drift the host and repair it.

@@ -27,6 +27,21 @@ GOOD = {
     "server_worker_rlimit_nofile": 8192,
     "server_listen": 80,
     "server_systemd_memory_max": "",
+    "server_worker_processes": "auto",
+    "server_lua_init_worker_modules": [],
+    "server_limit_key": "$binary_remote_addr",
+    "server_limit_req_rate": "10r/s",
+    "server_limit_req_burst": 20,
+    "server_limit_req_zone_size": "10m",
+    "server_limit_conn": 20,
+    "server_limit_conn_zone_size": "10m",
+    "server_limit_status": 429,
+    "server_metrics_port": 9145,
+    "server_metrics_path": "/metrics",
+    "server_metrics_interval": 5,
+    "server_systemd_memory_high": "",
+    "server_systemd_tasks_max": "4096",
+    "server_systemd_cpu_quota": "",
 }
 
 
@@ -73,6 +88,37 @@ def test_defaults_are_accepted():
         ("server_lua_ssl_trusted_certificate", "certs/ca.pem", "not an absolute path"),
         ("server_listen", 70000, "not a TCP port"),
         ("server_systemd_memory_max", "lots", "not a systemd size"),
+        ("server_worker_connections", 10000, "above server_worker_rlimit_nofile 8192"),
+        ("server_lua_init_worker_modules", ["my-app"], "not a Lua module name"),
+        ("server_lua_init_worker_modules", ["app; os.exit()"], "not a Lua module name"),
+        ("server_lua_init_worker_modules", "app.worker", "not a list"),
+        ("server_limit_key", "binary_remote_addr", "not one or more nginx variables"),
+        ("server_limit_key", "$remote_addr; deny all", "not one or more nginx variables"),
+        ("server_limit_req_rate", "10", "not an nginx rate"),
+        ("server_limit_req_rate", "0r/s", "not an nginx rate"),
+        ("server_limit_req_rate", "10r/h", "not an nginx rate"),
+        ("server_limit_req_burst", -1, "at least 0"),
+        ("server_limit_conn", 0, "must be a positive integer"),
+        ("server_limit_req_zone_size", "lots", "not an nginx size"),
+        ("server_limit_conn_zone_size", "16k", "below 32k"),
+        ("server_limit_status", 200, "not an HTTP error status"),
+        ("server_limit_status", 600, "not an HTTP error status"),
+        ("server_metrics_port", 0, "not a TCP port"),
+        ("server_metrics_port", 80, "also server_listen"),
+        ("server_metrics_path", "metrics", "not an absolute URI path"),
+        ("server_metrics_path", "/metrics; allow all", "not an absolute URI path"),
+        ("server_metrics_path", "/hardened-openresty/stub_status", "internal location"),
+        ("server_metrics_interval", 0, "from 1 to 60"),
+        ("server_metrics_interval", 61, "from 1 to 60"),
+        ("server_systemd_memory_max", "512K", "below the minimum 32M"),
+        ("server_systemd_memory_max", "120%", "not a systemd size"),
+        ("server_systemd_memory_max", "512MB", "not a systemd size"),
+        ("server_systemd_memory_high", "huge", "not a systemd size"),
+        ("server_systemd_tasks_max", "2", "below 3"),
+        ("server_systemd_tasks_max", "many", "not a number of tasks"),
+        ("server_systemd_tasks_max", "0%", "not a number of tasks"),
+        ("server_systemd_cpu_quota", "1.5", "not a CPU quota"),
+        ("server_systemd_cpu_quota", "0%", "not a CPU quota"),
     ],
 )
 def test_bad_input_names_variable_and_value(name, value, expected):
@@ -94,6 +140,24 @@ def test_bad_input_names_variable_and_value(name, value, expected):
         ("server_lua_module_roots", ["/srv/lua", "/opt/lib/lua"]),
         ("server_systemd_memory_max", "512M"),
         ("server_flavor", "none"),
+        ("server_systemd_memory_max", "32M"),
+        ("server_systemd_memory_max", "infinity"),
+        ("server_systemd_memory_max", "100%"),
+        ("server_systemd_memory_high", "1G"),
+        ("server_systemd_tasks_max", 512),
+        ("server_systemd_tasks_max", "infinity"),
+        ("server_systemd_tasks_max", "15%"),
+        ("server_systemd_tasks_max", ""),
+        ("server_systemd_cpu_quota", "250%"),
+        ("server_limit_key", "$binary_remote_addr$server_name"),
+        ("server_limit_req_rate", "600r/m"),
+        ("server_limit_req_burst", 0),
+        ("server_limit_conn_zone_size", "32k"),
+        ("server_limit_status", 503),
+        ("server_lua_init_worker_modules", ["app", "myapp.worker"]),
+        ("server_metrics_path", "/internal/metrics"),
+        ("server_metrics_interval", 60),
+        ("server_worker_connections", 8192),
     ],
 )
 def test_limits_are_inclusive_and_good_values_pass(name, value):
@@ -103,3 +167,25 @@ def test_limits_are_inclusive_and_good_values_pass(name, value):
 def test_duplicate_roots_are_refused():
     errors = errors_for(server_lua_app_roots=["/opt/hardened-openresty/lua"])
     assert errors and "twice" in errors[0]
+
+
+def test_an_empty_module_root_list_is_refused():
+    # The role installs its Lua helpers (init_worker hook, metrics) into the first root.
+    errors = errors_for(server_lua_module_roots=[])
+    assert errors == ["server_lua_module_roots: [] is empty; the role installs its Lua helpers in the first root"]
+
+
+def test_memory_high_above_memory_max_is_refused_naming_both():
+    errors = errors_for(server_systemd_memory_max="512M", server_systemd_memory_high="1G")
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("server_systemd_memory_high: '1G'")
+    assert "server_systemd_memory_max '512M'" in errors[0]
+    assert errors_for(server_systemd_memory_max="1G", server_systemd_memory_high="512M") == []
+    # Percentages and sizes cannot be compared without the host's RAM: left to systemd.
+    assert errors_for(server_systemd_memory_max="80%", server_systemd_memory_high="8G") == []
+
+
+def test_tasks_max_must_leave_room_for_every_worker():
+    errors = errors_for(server_worker_processes="8", server_systemd_tasks_max="9")
+    assert len(errors) == 1 and errors[0].startswith("server_systemd_tasks_max: '9' is below 10"), errors
+    assert errors_for(server_worker_processes="8", server_systemd_tasks_max="10") == []
