@@ -156,3 +156,41 @@ def read_pid_file(path):
     except (IOError, OSError):
         return None
     return int(text) if text.isdigit() else None
+
+
+_LUAJIT_LIB = re.compile(r"/(libluajit[^/\s]*\.so[^/\s]*)$")
+
+
+def libraries_from_maps(maps_text):
+    """What a running worker really links, from the text of /proc/<pid>/maps.
+
+    Returns dict(luajit_library, pcre): the LuaJIT shared library's file name (Debian's
+    `nginx -V` does not name LuaJIT), and the PCRE flavour ngx.re uses: 1 when libpcre.so.3 is
+    mapped (lua-nginx-module built against PCRE1, as on Debian 12, even where nginx itself
+    links PCRE2), else 2 when libpcre2-8 is, else None. Either is None when not mapped
+    (a statically linked OpenResty build, for example).
+    """
+    luajit = None
+    has_pcre1 = has_pcre2 = False
+    for line in maps_text.splitlines():
+        path = line.split()[-1] if line.split() else ""
+        match = _LUAJIT_LIB.search(path)
+        if match:
+            luajit = match.group(1)
+        name = os.path.basename(path)
+        if name.startswith("libpcre.so"):
+            has_pcre1 = True
+        elif name.startswith("libpcre2-8.so"):
+            has_pcre2 = True
+    return {"luajit_library": luajit, "pcre": 1 if has_pcre1 else (2 if has_pcre2 else None)}
+
+
+def worker_libraries(proc="/proc"):
+    """libraries_from_maps() for the first running nginx worker, or None without one."""
+    for info in list_processes(proc):
+        if is_worker(info) and not is_draining(info):
+            try:
+                return libraries_from_maps(_read(os.path.join(proc, str(info["pid"]), "maps")))
+            except (IOError, OSError):
+                continue
+    return None

@@ -261,8 +261,17 @@ versions:
     pcre:
       description:
         - 1 or 2 when the build options name the library (such as an OpenResty build's
-          C(pcre2) include path); null otherwise (C(--with-pcre-jit) alone does not tell).
+          C(pcre2) include path); C(--with-pcre-jit) alone does not tell.
+        - Otherwise, with O(check_processes), the flavour a running worker maps (1 when
+          C(libpcre.so.3) is loaded, which is what C(ngx.re) uses on Debian 12); null
+          when neither tells.
       type: int
+    luajit_library:
+      description:
+        - With O(check_processes), the file name of the LuaJIT library a running worker
+          maps (Debian's C(nginx -V) does not name LuaJIT); null without a worker or when
+          LuaJIT is linked statically.
+      type: str
     prefix:
       description: The compiled-in prefix.
       type: str
@@ -291,6 +300,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 
 _EXTRA_BIN_DIRS = ["/usr/local/openresty/bin", "/usr/local/openresty/nginx/sbin"]
 
@@ -311,6 +321,17 @@ def _versions(module, binary):
         module.fail_json(msg="%s -V failed (rc %d): %s" % (binary, rc, (err or out).strip()))
     # nginx prints -V to stderr.
     return lua_rules.describe_versions(err + out)
+
+
+def _with_runtime_libraries(versions):
+    """Fill what `-V` does not tell (LuaJIT, PCRE flavour) from a running worker's maps."""
+    libraries = nginx_runtime.worker_libraries()
+    versions = dict(versions, luajit_library=None)
+    if libraries:
+        versions["luajit_library"] = libraries["luajit_library"]
+        if versions.get("pcre") is None:
+            versions["pcre"] = libraries["pcre"]
+    return versions
 
 
 def _load(module):
@@ -371,6 +392,8 @@ def main():
         module.fail_json(msg="invalid policy: %s" % exc)
     try:
         config, versions, prefix = _load(module)
+        if versions and params["check_processes"]:
+            versions = _with_runtime_libraries(versions)
         report = lua_rules.evaluate(
             config,
             policy=params["policy"],

@@ -357,6 +357,17 @@ def test_verifier_finds_nothing_on_the_converged_host(host):
     assert result["changed"] is False
 
 
+def test_verifier_version_inventory_matches_the_host(host):
+    versions = verify(host, "none")["versions"]
+    printed = host.run("nginx -v").stderr.strip()
+    assert printed == "nginx version: nginx/%s" % versions["version"]
+    assert versions["openresty"] is False
+    # What ngx.re really uses: Debian 12's lua module links PCRE1, Debian 13's PCRE2.
+    codename = host.system_info.codename
+    assert versions["pcre"] == {"bookworm": 1, "trixie": 2}[codename]
+    assert versions["luajit_library"].startswith("libluajit")
+
+
 def test_verifier_reports_exactly_the_drift_and_clears_after_repair(host):
     drift_conf = "/etc/nginx/conf.d/zz-molecule-drift.conf"
     probe = ROOT + "/molecule_probe.lua"
