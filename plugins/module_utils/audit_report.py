@@ -177,12 +177,14 @@ def to_junit(report, threshold="high"):
 
 
 def summary_table(report):
-    """A fixed-width table: host, high, medium, low, versions, error."""
-    rows = [("host", "high", "medium", "low", "nginx", "status")]
+    """A fixed-width table: host, finding counts, the version inventory, status."""
+    rows = [("host", "high", "medium", "low", "nginx", "luajit", "pcre", "status")]
     for host, data in sorted(report["hosts"].items()):
         summary = data["summary"]
         status = "error: %s" % data["error"] if data["error"] else ("clean" if not data["findings"] else "findings")
         rows.append((host, str(summary.get("high", 0)), str(summary.get("medium", 0)), str(summary.get("low", 0)),
-                     str(data["versions"].get("version") or "-"), status))
+                     str(data["versions"].get("version") or "-"),
+                     str(data["versions"].get("luajit") or data["versions"].get("luajit_library") or "-"),
+                     str(data["versions"].get("pcre") or "-"), status))
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)

@@ -84,6 +84,6 @@ def test_junit_has_a_case_per_host_and_rule():
 
 def test_summary_table_lists_every_host():
     table = audit_report.summary_table(audit_report.build(RESULTS)).splitlines()
-    assert table[0].split() == ["host", "high", "medium", "low", "nginx", "status"]
+    assert table[0].split() == ["host", "high", "medium", "low", "nginx", "luajit", "pcre", "status"]
     assert table[2].split()[:4] == ["web2", "2", "0", "2"]
     assert "error: nginx -T failed" in table[3]
