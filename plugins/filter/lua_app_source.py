@@ -1,0 +1,24 @@
+# -*- coding: utf-8 -*-
+# Copyright: hardened.openresty contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read a Lua application source on the controller: its files and content digest."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import scan_source
+
+
+def lua_app_source_manifest(path):
+    source = scan_source(path)
+    if source["problems"]:
+        raise AnsibleFilterError("lua_app_src: %r: %s" % (path, "; ".join(source["problems"])))
+    return {"kind": source["kind"], "files": source["files"], "digest": source["digest"]}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"lua_app_source_manifest": lua_app_source_manifest}

@@ -1,0 +1,544 @@
+# -*- coding: utf-8 -*-
+# Copyright: hardened.openresty contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Lua application releases: content digest, pre-flight checks, atomic switch, pruning.
+
+Layout under an application root:
+
+    <root>/releases/<id>/      one directory per release, written once, then sealed
+    <root>/current -> releases/<id>    what lua_package_path loads (switched atomically)
+    <root>/previous -> releases/<id>   what a rollback goes back to
+
+The digest of a source tree is the SHA-256 of `sha256sum`-style lines ("<hex>  <path>\\n"),
+one per regular file, sorted by path (byte order). The same function runs on the controller
+(to name the release and to refuse bad sources before any host changes) and on the target
+(to check the upload and an existing release), so both sides always agree.
+
+Plain functions, standard library only.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import stat
+import tarfile
+import time
+
+# Written into every release by the role; the source must not bring its own.
+RELEASE_MODULE = "hardened_release.lua"
+RELEASES = "releases"
+CURRENT = "current"
+PREVIOUS = "previous"
+PARTIAL_PREFIX = ".partial-"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Control characters and backslashes would make the digest lines ambiguous.
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f\\]")
+_CHUNK = 65536
+
+# Compiles every file named on stdin with loadfile() (the parser nginx's require uses) and
+# prints LuaJIT's own message for each failure: "<file>:<line>: <message>".
+LUAJIT_CHECK = (
+    "local failed = false "
+    "for path in io.lines() do "
+    "  if path ~= '' then "
+    "    local chunk, err = loadfile(path) "
+    "    if not chunk then io.stdout:write(err, '\\n') failed = true end "
+    "  end "
+    "end "
+    "os.exit(failed and 1 or 0)"
+)
+
+# Used when the caller passes no luacheck configuration.
+DEFAULT_LUACHECK_CONFIG = 'std = "ngx_lua"\n'
+
+
+class ReleaseError(Exception):
+    """A release operation that cannot be carried out safely; the message says why."""
+
+
+def release_id_errors(value, name="release"):
+    """Messages (at most one) for a release id that cannot be a directory name in releases/."""
+    if not isinstance(value, str) or not ID_PATTERN.match(value):
+        return ["%s: %r is not a release id (1-64 characters of A-Z a-z 0-9 . _ -, not starting "
+                "with '.'; no '/' and no '..')" % (name, value)]
+    if ".." in value:
+        return ["%s: %r contains '..'" % (name, value)]
+    return []
+
+
+def module_path_candidates(module):
+    """The files a Lua module name resolves to through '?.lua;?/init.lua' path entries."""
+    base = module.replace(".", "/")
+    return [base + ".lua", base + "/init.lua"]
+
+
+def _file_sha256(handle):
+    digest = hashlib.sha256()
+    while True:
+        block = handle.read(_CHUNK)
+        if not block:
+            return digest.hexdigest()
+        digest.update(block)
+
+
+def digest_of(files):
+    """Digest of a list of dict(path, sha256): sha256 of sorted "<sha256>  <path>\\n" lines."""
+    digest = hashlib.sha256()
+    for item in sorted(files, key=lambda f: f["path"].encode("utf-8")):
+        digest.update(("%s  %s\n" % (item["sha256"], item["path"])).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _name_problem(rel):
+    if _BAD_NAME.search(rel):
+        return "%r: the name contains a control character or a backslash" % rel
+    if rel == RELEASE_MODULE:
+        return "%r: this name is reserved for the file the role writes into every release" % rel
+    return None
+
+
+def _scan_directory(top):
+    files = []
+    problems = []
+    real_top = os.path.realpath(top)
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for name in sorted(dirnames) + sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, top)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            problem = _name_problem(rel)
+            if problem:
+                problems.append(problem)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.realpath(path)
+                if not (target + "/").startswith(real_top.rstrip("/") + "/"):
+                    problems.append("%r is a symlink that points outside the tree (to %s)" % (rel, target))
+                    continue
+                if not os.path.exists(path):
+                    problems.append("%r is a broken symlink" % rel)
+                    continue
+                if not os.path.isfile(path):
+                    # os.walk does not descend into it either: a linked directory is refused.
+                    problems.append("%r is a symlink to something that is not a regular file; only "
+                                    "symlinks to regular files inside the tree are allowed" % rel)
+                    continue
+            elif not stat.S_ISREG(st.st_mode):
+                problems.append("%r is not a regular file (device, fifo or socket)" % rel)
+                continue
+            with open(path, "rb") as handle:
+                files.append({"path": rel, "sha256": _file_sha256(handle), "size": os.path.getsize(path)})
+    return files, problems
+
+
+def _scan_archive(path):
+    files = []
+    problems = []
+    seen = set()
+    try:
+        with tarfile.open(path) as archive:
+            for member in archive.getmembers():
+                rel = member.name
+                while rel.startswith("./"):
+                    rel = rel[2:]
+                rel = rel.rstrip("/")
+                if not rel or rel == ".":
+                    continue
+                if rel.startswith("/") or ".." in rel.split("/"):
+                    problems.append("%r: absolute paths and '..' are not allowed in the archive" % member.name)
+                    continue
+                if member.isdir():
+                    continue
+                problem = _name_problem(rel)
+                if problem:
+                    problems.append(problem)
+                    continue
+                if not member.isreg():
+                    problems.append("%r is not a regular file (symlink, hard link or device)" % member.name)
+                    continue
+                if rel in seen:
+                    problems.append("%r appears twice in the archive" % member.name)
+                    continue
+                seen.add(rel)
+                handle = archive.extractfile(member)
+                files.append({"path": rel, "sha256": _file_sha256(handle), "size": member.size})
+    except (tarfile.TarError, IOError, OSError) as exc:
+        problems.append("cannot be read as a tar archive: %s" % exc)
+    return files, problems
+
+
+def scan_source(path):
+    """Read a source tree (directory or .tar/.tar.gz/.tgz) for shipping.
+
+    Returns dict(kind, files (sorted list of dict(path, sha256, size)), digest, problems).
+    Symlinks to regular files inside a directory tree are followed (they are shipped as
+    files); everything else that is not a regular file is a problem. digest is None when
+    there are problems or no files.
+    """
+    if not isinstance(path, str) or not path:
+        return {"kind": None, "files": [], "digest": None, "problems": ["is not set"]}
+    if not os.path.isabs(path):
+        return {"kind": None, "files": [], "digest": None,
+                "problems": ["is not an absolute path on the controller"]}
+    if os.path.isdir(path):
+        kind = "directory"
+        files, problems = _scan_directory(path)
+    elif os.path.isfile(path) and path.endswith(ARCHIVE_SUFFIXES):
+        kind = "archive"
+        files, problems = _scan_archive(path)
+    elif not os.path.exists(path):
+        return {"kind": None, "files": [], "digest": None, "problems": ["does not exist"]}
+    else:
+        return {"kind": None, "files": [], "digest": None,
+                "problems": ["is neither a directory nor a %s archive" % "/".join(ARCHIVE_SUFFIXES)]}
+    if not files and not problems:
+        problems.append("contains no files")
+    files.sort(key=lambda f: f["path"].encode("utf-8"))
+    return {"kind": kind, "files": files, "problems": problems,
+            "digest": None if problems else digest_of(files)}
+
+
+def tree_files(directory, exclude=()):
+    """Regular files of a release or an upload on the target, as dict(path, sha256, size).
+
+    Anything else (symlinks included: an upload has them dereferenced) raises ReleaseError.
+    """
+    files = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        dirnames.sort()
+        for name in dirnames + sorted(filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, directory)
+            st = os.lstat(path)
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise ReleaseError("%s is not a regular file" % path)
+            if rel in exclude:
+                continue
+            with open(path, "rb") as handle:
+                files.append({"path": rel, "sha256": _file_sha256(handle), "size": st.st_size})
+    files.sort(key=lambda f: f["path"].encode("utf-8"))
+    return files
+
+
+def _releases_dir(root):
+    return os.path.join(root, RELEASES)
+
+
+def release_dir(root, release):
+    errors = release_id_errors(release)
+    if errors:
+        raise ReleaseError(errors[0])
+    return os.path.join(root, RELEASES, release)
+
+
+def read_link(root, name):
+    """The release id a <root>/<name> symlink points at, or None when there is no link.
+
+    Raises ReleaseError when <root>/<name> exists but is not a link into releases/.
+    """
+    path = os.path.join(root, name)
+    try:
+        target = os.readlink(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno == errno.EINVAL:
+            raise ReleaseError("%s exists and is not a symlink; refusing to replace it" % path)
+        raise
+    parts = os.path.normpath(target).split("/")
+    if len(parts) != 2 or parts[0] != RELEASES or release_id_errors(parts[1]):
+        raise ReleaseError("%s points at %s, not at releases/<id>; refusing to replace it" % (path, target))
+    return parts[1]
+
+
+def _link_atomic(root, name, release):
+    """Point <root>/<name> at releases/<release>: a new symlink renamed over the old one."""
+    path = os.path.join(root, name)
+    tmp = os.path.join(root, ".%s.%d.%s" % (name, os.getpid(), hashlib.sha1(os.urandom(8)).hexdigest()[:8]))
+    os.symlink(os.path.join(RELEASES, release), tmp)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _unlink(root, name):
+    try:
+        os.unlink(os.path.join(root, name))
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise
+
+
+def inspect(root, release, digest):
+    """State of a release on the target: dict(exists, matches, files).
+
+    matches says whether the release's files (without the generated RELEASE_MODULE) have
+    the expected digest; a release that exists and does not match was changed after it
+    was built, or another source was deployed under the same id.
+    """
+    path = release_dir(root, release)
+    if not os.path.lexists(path):
+        return {"exists": False, "matches": False, "files": []}
+    if os.path.islink(path) or not os.path.isdir(path):
+        raise ReleaseError("%s is not a directory" % path)
+    files = tree_files(path, exclude=(RELEASE_MODULE,))
+    return {"exists": True, "matches": digest_of(files) == digest, "files": files}
+
+
+def problems_from_luajit(output):
+    """Parse LuaJIT messages ("file:line: message") into dict(file, line, message, tool)."""
+    problems = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("luajit: "):
+            line = line[len("luajit: "):]
+        match = re.match(r"^(.+?):(\d+): (.*)$", line)
+        if match:
+            problems.append({"file": match.group(1), "line": int(match.group(2)), "column": None,
+                             "code": None, "message": match.group(3), "tool": "luajit"})
+        else:
+            problems.append({"file": None, "line": None, "column": None, "code": None, "message": line,
+                             "tool": "luajit"})
+    return problems
+
+
+def problems_from_luacheck(output):
+    """Parse luacheck's plain formatter with --codes ("file:line:col: (W111) message")."""
+    problems = []
+    for line in output.splitlines():
+        line = line.strip()
+        if not line or line.startswith("Total:") or line.startswith("Checking "):
+            continue
+        match = re.match(r"^(.+?):(\d+):(\d+)(?:-\d+)?: (?:\(([EW]\d+)\) )?(.*)$", line)
+        if match:
+            problems.append({"file": match.group(1), "line": int(match.group(2)), "column": int(match.group(3)),
+                             "code": match.group(4), "message": match.group(5), "tool": "luacheck"})
+        else:
+            problems.append({"file": None, "line": None, "column": None, "code": None, "message": line,
+                             "tool": "luacheck"})
+    return problems
+
+
+def format_problem(problem):
+    where = problem["file"] or ""
+    if problem["line"] is not None:
+        where += ":%d" % problem["line"]
+    code = " %s" % problem["code"] if problem.get("code") else ""
+    return "%s: %s (%s%s)" % (where, problem["message"], problem["tool"], code) if where else \
+        "%s (%s)" % (problem["message"], problem["tool"])
+
+
+def preflight(directory, lua_files, run, luajit, luacheck=None, luacheck_config_path=None):
+    """Compile every Lua file with luajit, then lint with luacheck when it is given.
+
+    run(argv, data=None, cwd=None) returns (rc, stdout, stderr). Paths are relative to
+    directory, so messages name files as the release does. Returns a list of problems.
+    """
+    if not lua_files:
+        return []
+    rc, out, err = run([luajit, "-e", LUAJIT_CHECK], data="\n".join(lua_files), cwd=directory)
+    if rc != 0:
+        problems = problems_from_luajit((out or "") + (err or ""))
+        return problems or [{"file": None, "line": None, "column": None, "code": None, "tool": "luajit",
+                             "message": "%s exited with %d" % (luajit, rc)}]
+    if not luacheck:
+        return []
+    argv = [luacheck, "--formatter", "plain", "--codes", "--no-color", "--no-cache"]
+    if luacheck_config_path:
+        argv += ["--config", luacheck_config_path]
+    rc, out, err = run(argv + ["--"] + list(lua_files), cwd=directory)
+    if rc == 0:
+        return []
+    problems = problems_from_luacheck(out or "")
+    if err and err.strip():
+        problems += problems_from_luacheck(err)
+    return problems or [{"file": None, "line": None, "column": None, "code": None, "tool": "luacheck",
+                         "message": "%s exited with %d" % (luacheck, rc)}]
+
+
+def _copy_tree(src, dest, files):
+    for item in files:
+        target = os.path.join(dest, item["path"])
+        parent = os.path.dirname(target)
+        if not os.path.isdir(parent):
+            os.makedirs(parent)
+        shutil.copyfile(os.path.join(src, item["path"]), target)
+
+
+def release_module_source(release):
+    """The module written into every release as RELEASE_MODULE.
+
+    Loaded through lua_package_path (so through `current`) in a worker's fresh Lua VM, its
+    init_worker() records which release and pid that worker runs: the proof that a reload
+    flushed the code cache. The keys match what hardened.openresty.server's metrics read.
+    """
+    return ('-- Written by hardened.openresty.lua_app: the release this directory holds.\n'
+            '-- init_worker() records the release and pid of the worker that loaded it.\n'
+            'local _M = { id = "%s" }\n'
+            '\n'
+            'function _M.init_worker(err)\n'
+            '    local dict, worker = ngx.shared.hardened_openresty_release, ngx.worker.id()\n'
+            '    if not dict or not worker then\n'
+            '        return\n'
+            '    end\n'
+            '    dict:set("worker:" .. worker, _M.id)\n'
+            '    dict:set("pid:" .. worker, ngx.worker.pid())\n'
+            '    dict:set("error:" .. worker, err or "")\n'
+            'end\n'
+            '\n'
+            'return _M\n' % release)
+
+
+def remove_tree(path):
+    """Remove a (possibly sealed) tree: directories are made writable first."""
+    if not os.path.lexists(path):
+        return
+    if os.path.islink(path) or not os.path.isdir(path):
+        os.unlink(path)
+        return
+    for dirpath, dirnames, dummy in os.walk(path):
+        os.chmod(dirpath, 0o700)
+        for name in dirnames:
+            sub = os.path.join(dirpath, name)
+            if not os.path.islink(sub):
+                os.chmod(sub, 0o700)
+    shutil.rmtree(path)
+
+
+def build(root, release, digest, src, run, luajit, luacheck=None, luacheck_config_path=None, seal=None):
+    """Turn an uploaded source directory into the sealed release <root>/releases/<release>.
+
+    The files are copied into a hidden partial directory inside releases/ and sealed there
+    (seal(path) is sealed_tree.seal), then checked with luajit and luacheck; only a release
+    that passes is renamed to its final name. Returns dict(files, problems); on problems
+    the partial directory is gone and nothing else changed.
+    """
+    final = release_dir(root, release)
+    if os.path.lexists(final):
+        raise ReleaseError("%s already exists" % final)
+    if not os.path.isdir(src):
+        raise ReleaseError("the uploaded source %s is not a directory" % src)
+    files = tree_files(src)
+    if any(f["path"] == RELEASE_MODULE for f in files):
+        raise ReleaseError("the source contains %s, a name reserved for the role" % RELEASE_MODULE)
+    got = digest_of(files)
+    if got != digest:
+        raise ReleaseError("the uploaded source in %s has digest %s, not %s as on the controller; "
+                           "refusing to build release %s from it" % (src, got, digest, release))
+    partial = os.path.join(_releases_dir(root), "%s%s-%d" % (PARTIAL_PREFIX, release, os.getpid()))
+    remove_tree(partial)
+    os.mkdir(partial, 0o700)
+    try:
+        _copy_tree(src, partial, files)
+        with open(os.path.join(partial, RELEASE_MODULE), "w") as handle:
+            handle.write(release_module_source(release))
+        if seal is not None:
+            seal(partial)
+        lua_files = sorted([f["path"] for f in files if f["path"].endswith(".lua")] + [RELEASE_MODULE])
+        problems = preflight(partial, lua_files, run, luajit, luacheck, luacheck_config_path)
+        if problems:
+            remove_tree(partial)
+            return {"files": files, "problems": problems}
+        os.rename(partial, final)
+    except BaseException:
+        remove_tree(partial)
+        raise
+    return {"files": files, "problems": []}
+
+
+def switch(root, release, previous=None, check_mode=False):
+    """Make releases/<release> current, atomically.
+
+    previous: None moves the old current to <root>/previous when current changes; a
+    release id sets previous to it; "" removes previous (used to restore a recorded state).
+    Returns dict(changed, before=dict(current, previous), after=dict(current, previous)).
+    """
+    before = {"current": read_link(root, CURRENT), "previous": read_link(root, PREVIOUS)}
+    after = dict(before)
+    if before["current"] != release:
+        after["current"] = release
+        if previous is None and before["current"] is not None:
+            after["previous"] = before["current"]
+    if previous is not None:
+        after["previous"] = previous or None
+    for value in (after["current"], after["previous"]):
+        if value is not None:
+            path = release_dir(root, value)
+            if not check_mode and not os.path.isdir(path):
+                raise ReleaseError("release %s is not on this host (%s is missing)" % (value, path))
+    changed = after != before
+    if changed and not check_mode:
+        # previous first: a failure between the two steps leaves current untouched.
+        if after["previous"] != before["previous"]:
+            if after["previous"] is None:
+                _unlink(root, PREVIOUS)
+            else:
+                _link_atomic(root, PREVIOUS, after["previous"])
+        if after["current"] != before["current"]:
+            # The newest switch time orders releases for pruning.
+            now = time.time()
+            os.utime(release_dir(root, after["current"]), (now, now))
+            _link_atomic(root, CURRENT, after["current"])
+    return {"changed": changed, "before": before, "after": after}
+
+
+def list_releases(root):
+    """Release ids in releases/, most recently built or made current first."""
+    base = _releases_dir(root)
+    entries = []
+    for name in os.listdir(base):
+        path = os.path.join(base, name)
+        if name.startswith(".") or release_id_errors(name) or os.path.islink(path) or not os.path.isdir(path):
+            continue
+        entries.append((os.stat(path).st_mtime, name))
+    return [name for dummy, name in sorted(entries, reverse=True)]
+
+
+def prune(root, keep, check_mode=False):
+    """Remove all but the `keep` most recent releases, never current or previous.
+
+    Leftover partial directories from interrupted builds go too. Returns the removed names.
+    """
+    if keep < 2:
+        raise ReleaseError("keep must be at least 2 (the live release and the previous one), got %r" % keep)
+    protected = set(filter(None, [read_link(root, CURRENT), read_link(root, PREVIOUS)]))
+    releases = list_releases(root)
+    kept = [r for r in releases if r in protected]
+    for name in releases:
+        if len(kept) >= keep:
+            break
+        if name not in kept:
+            kept.append(name)
+    removed = [name for name in releases if name not in kept]
+    base = _releases_dir(root)
+    removed += sorted(n for n in os.listdir(base) if n.startswith(PARTIAL_PREFIX))
+    if not check_mode:
+        for name in removed:
+            remove_tree(os.path.join(base, name))
+    return removed
+
+
+def describe(release, files):
+    """Readable text of a release for diffs: its id and one line per file."""
+    if release is None:
+        return "current: (none)\n"
+    lines = ["current: %s" % release]
+    lines += ["  %s  %s" % (f["sha256"][:12], f["path"]) for f in files]
+    return "\n".join(lines) + "\n"

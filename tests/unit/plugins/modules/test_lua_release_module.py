@@ -1,0 +1,109 @@
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+
+import pytest
+
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import scan_source
+from ansible_collections.hardened.openresty.plugins.modules import lua_release
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building a release seals it as root")
+
+LUAJIT = "#!/bin/sh\ncat >/dev/null\n%s\n"
+LUACHECK = "#!/bin/sh\n%s\n"
+
+
+@pytest.fixture
+def env(tmp_path):
+    root = tmp_path / "app"
+    (root / "releases").mkdir(parents=True)
+    src = tmp_path / "upload"
+    src.mkdir()
+    (src / "app.lua").write_text("return {}\n")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+
+    def tool(name, body):
+        path = tools / name
+        path.write_text(body)
+        path.chmod(0o755)
+        return str(path)
+
+    return {
+        "root": root,
+        "src": src,
+        "tool": tool,
+        "digest": scan_source(str(src))["digest"],
+    }
+
+
+def args(env, **extra):
+    base = dict(root=str(env["root"]), release="r1", digest=env["digest"], src=str(env["src"]))
+    if "luajit" not in extra:
+        base["luajit"] = env["tool"]("luajit", LUAJIT % "exit 0")
+    if "luacheck" not in extra:
+        base["luacheck"] = env["tool"]("luacheck", LUACHECK % "exit 0")
+    base.update(extra)
+    return base
+
+
+def test_check_mode_reports_a_build_without_doing_it(run_module, env):
+    result = run_module(lua_release, args(env), check_mode=True)
+    assert result["changed"] and result["built"] and not result["failed"]
+    assert os.listdir(str(env["root"] / "releases")) == []
+
+
+def test_build_then_nothing_to_do(run_module, env):
+    result = run_module(lua_release, args(env))
+    assert result["changed"] and result["releases"] == ["r1"]
+    again = run_module(lua_release, args(env), check_mode=True)
+    assert not again["changed"] and not again["failed"]
+
+
+def test_compile_error_refuses_with_file_and_line(run_module, env):
+    luajit = env["tool"]("luajit", LUAJIT % "echo \"app.lua:3: unexpected symbol near 'end'\"; exit 1")
+    result = run_module(lua_release, args(env, luajit=luajit))
+    assert result["failed"] and not result["changed"]
+    assert "refused in pre-flight, nothing live changed: app.lua:3: unexpected symbol near 'end' (luajit)" \
+        in result["msg"]
+    assert os.listdir(str(env["root"] / "releases")) == []
+
+
+def test_lint_warning_refuses(run_module, env):
+    luacheck = env["tool"]("luacheck", LUACHECK % "echo \"app.lua:1:1: (W111) setting non-standard global "
+                                                  "variable 'x'\"; exit 1")
+    result = run_module(lua_release, args(env, luacheck=luacheck))
+    assert result["failed"] and "app.lua:1: setting non-standard global variable 'x' (luacheck W111)" in result["msg"]
+    assert result["problems"][0]["code"] == "W111"
+
+
+def test_same_id_with_other_content_is_refused(run_module, env):
+    run_module(lua_release, args(env))
+    (env["src"] / "app.lua").write_text("return 'new'\n")
+    digest = scan_source(str(env["src"]))["digest"]
+    files = scan_source(str(env["src"]))["files"]
+    result = run_module(lua_release, args(env, digest=digest, files=files), check_mode=True)
+    assert result["failed"] and "other content than the source (app.lua changed)" in result["msg"]
+
+
+def test_switch_diff_and_prune(run_module, env):
+    run_module(lua_release, args(env))
+    result = run_module(lua_release, dict(root=str(env["root"]), state="current", release="r1"), diff=True)
+    assert result["changed"] and result["after"] == {"current": "r1", "previous": None}
+    assert result["diff"]["before"].startswith("current: (none)")
+    assert "current: r1\n" in result["diff"]["after"] and "  app.lua\n" in result["diff"]["after"]
+    assert not run_module(lua_release, dict(root=str(env["root"]), state="current", release="r1"))["changed"]
+    pruned = run_module(lua_release, dict(root=str(env["root"]), state="pruned", keep=2))
+    assert not pruned["changed"] and pruned["releases"] == ["r1"]
+
+
+def test_root_without_releases_is_refused(run_module, tmp_path):
+    result = run_module(lua_release, dict(root=str(tmp_path), state="pruned"))
+    assert result["failed"] and "apply hardened.openresty.server" in result["msg"]
+
+
+def test_bad_release_id_is_refused(run_module, env):
+    result = run_module(lua_release, dict(root=str(env["root"]), state="current", release="../etc"))
+    assert result["failed"] and "is not a release id" in result["msg"]
