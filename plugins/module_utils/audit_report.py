@@ -98,7 +98,7 @@ def _catalogue():
 def to_sarif(report, version="0"):
     """SARIF 2.1.0: one run, the rule catalogue as rule metadata, one result per finding."""
     catalogue = _catalogue()
-    index = dict((rule_id, position) for position, (rule_id, _, _, _) in enumerate(catalogue))
+    index = dict((entry[0], position) for position, entry in enumerate(catalogue))
     rules = [{
         "id": rule_id,
         "name": "".join(part.capitalize() for part in rule_id.split("-")),
@@ -140,7 +140,7 @@ def to_junit(report, threshold="high"):
     """JUnit XML: a suite per host, a test case per rule; a case fails when that host has a
     finding of that rule at or above threshold (none: never), and a host whose audit could not
     run gets one erroring case."""
-    rule_ids = [rule_id for rule_id, _, _, _ in _catalogue()]
+    rule_ids = [entry[0] for entry in _catalogue()]
     rank = SEVERITY_RANK[threshold]
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     suites = []

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_role_readmes_are_generated_from_their_argument_specs():
     script = os.path.join(ROOT, "scripts", "role_docs.py")  # run with this interpreter
-    result = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, script, "--check"], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
 
 

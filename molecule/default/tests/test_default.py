@@ -169,7 +169,7 @@ def wait_for(host, predicate, timeout=15):
     """Scrape until predicate(samples) holds: workers publish every 5 seconds."""
     deadline = time.time() + timeout
     while True:
-        samples, _ = scrape(host)
+        samples = scrape(host)[0]
         if predicate(samples) or time.time() > deadline:
             return samples
         time.sleep(0.5)
@@ -235,7 +235,7 @@ def test_init_worker_hook_ran_the_listed_module_in_every_worker(host):
 
 
 def test_metrics_vm_memory_grows_after_an_allocating_request(host):
-    before, _ = scrape(host)
+    before = scrape(host)[0]
     worker = get(host, "http://127.0.0.1:8081/probe/allocate?mib=16").strip()
     baseline = per_worker(before, "openresty_lua_vm_bytes")[worker]
     after = wait_for(host, lambda s: per_worker(s, "openresty_lua_vm_bytes")[worker] > baseline + 12 * 2 ** 20)
@@ -243,7 +243,7 @@ def test_metrics_vm_memory_grows_after_an_allocating_request(host):
 
 
 def test_metrics_count_a_pending_timer(host):
-    before, _ = scrape(host)
+    before = scrape(host)[0]
     worker = get(host, "http://127.0.0.1:8081/probe/timer").strip()
     baseline = per_worker(before, "openresty_lua_timers_pending")[worker]
     after = wait_for(host, lambda s: per_worker(s, "openresty_lua_timers_pending")[worker] > baseline)
@@ -292,7 +292,7 @@ def test_service_runs_under_the_resource_limits(host):
     master = host.check_output("cat /run/nginx.pid")
     cgroups = {}
     for line in host.file("/proc/%s/cgroup" % master).content_string.splitlines():
-        _, controllers, path = line.split(":", 2)
+        controllers, path = line.split(":", 2)[1:]
         for controller in controllers.split(",") if controllers else ["unified"]:
             cgroups[controller] = (controllers, path)
 
