@@ -78,6 +78,14 @@ EOT
 
 need docker
 ensure_tools
+# The builds mostly wait on the mirror: run them side by side.
+pids=()
 for t in "${targets[@]}"; do
-  build_one "$t"
+  build_one "$t" &
+  pids+=($!)
 done
+status=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || status=1
+done
+exit "$status"
