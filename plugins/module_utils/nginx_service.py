@@ -93,11 +93,18 @@ def parse_log_line(line):
     return match.group("level"), int(match.group("pid"))
 
 
+# Serious-level lines that nginx writes while it goes on to load the configuration.
+HARMLESS_ALERTS = (
+    "lua_code_cache is off",  # lua-nginx-module warns at [alert] and then loads normally
+)
+
+
 def serious_entries(lines, pid=None):
     """Entries at emerg, alert or crit level, only those logged by pid when it is given.
 
     An entry is a log line with its continuation lines (a Lua error message spans several
-    lines, the later ones without the date prefix), joined with newlines.
+    lines, the later ones without the date prefix), joined with newlines. Lines that name
+    one of HARMLESS_ALERTS are left out.
     """
     found = []
     current = None
@@ -108,7 +115,8 @@ def serious_entries(lines, pid=None):
                 current.append(line)
             continue
         current = None
-        if level in SERIOUS_LEVELS and (pid is None or line_pid == int(pid)):
+        if (level in SERIOUS_LEVELS and (pid is None or line_pid == int(pid))
+                and not any(alert in line for alert in HARMLESS_ALERTS)):
             current = [line]
             found.append(current)
     return ["\n".join(entry) for entry in found]
@@ -191,7 +199,7 @@ def observe(master_pid, old_pids, processes):
 
 
 def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout,
-                    clock=time.time, sleep=time.sleep, interval=0.1, grace=1.0):
+                    clock=time.time, sleep=time.sleep, interval=0.1, grace=5.0):
     """Wait until the reload signalled to master_pid has a verdict.
 
     list_processes() returns the current nginx processes; new_log_lines() the error log
@@ -222,7 +230,8 @@ def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout
                 outcome = "reloaded"
         elif not state["new"] and serious_entries(lines, master_pid):
             # Config load failures are logged before any worker would be forked; the grace
-            # period covers a slow fork after an unrelated alert from the master.
+            # period covers a slow fork (a loaded host, many workers) after an alert from
+            # the master that did not stop the load.
             if rejected_since is None:
                 rejected_since = now
             elif now - rejected_since >= grace:

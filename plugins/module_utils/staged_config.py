@@ -28,6 +28,9 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+
 MANIFEST = "manifest.json"
 # Files larger than this are copied into the staging tree without path rewriting.
 _REWRITE_LIMIT = 8 * 1024 * 1024
@@ -434,3 +437,37 @@ def restore(conf_dir, backup_dir, check_mode=False):
             if not check_mode:
                 os.rmdir(path)
     return changed
+
+
+def _live_path(path, staged_root, conf_dir):
+    if path and staged_root and (path == staged_root or path.startswith(staged_root + "/")):
+        return conf_dir.rstrip("/") + path[len(staged_root):]
+    return path
+
+
+def lua_policy_findings(main_path, threshold, policy=None, prefix=None, staged_root=None, conf_dir=None):
+    """The verifier's configuration rules on the tree at main_path, at or above threshold.
+
+    Returns findings as lua_sandbox_verify does ({rule, severity, message, file, line});
+    paths under staged_root are shown as the live paths under conf_dir. Raises
+    nginx_parser.NginxParseError when the tree cannot be read or parsed, ValueError for a
+    bad policy.
+    """
+    lua_rules.make_policy(policy)
+    config = nginx_parser.load_tree(main_path)
+    report = lua_rules.evaluate(config, policy=policy, prefix=prefix)
+    found = []
+    for finding in lua_rules.at_or_above(report["findings"], threshold):
+        finding = dict(finding, file=_live_path(finding["file"], staged_root, conf_dir))
+        if staged_root:
+            finding["message"] = finding["message"].replace(staged_root, conf_dir.rstrip("/"))
+        found.append(finding)
+    return found
+
+
+def describe_finding(finding):
+    """One line for a finding: rule [severity] file:line: message."""
+    where = finding.get("file") or "-"
+    if finding.get("line") is not None:
+        where = "%s:%d" % (where, finding["line"])
+    return "%s [%s] %s: %s" % (finding["rule"], finding["severity"], where, finding["message"])

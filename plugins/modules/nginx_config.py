@@ -23,6 +23,11 @@ description:
   - With O(restore_from), puts the files of such a backup back and removes the files that
     were new, for example after M(hardened.openresty.nginx_reload) reports that nginx
     rejected the reload.
+  - With O(lua_fail_on), also applies the configuration rules of
+    M(hardened.openresty.lua_sandbox_verify) to the tested tree (the staged copy, or the live
+    tree when no file changes) and refuses, changing nothing, when a finding reaches that
+    severity. A C(lua_code_cache off) or a C(;;) in a file this task does not manage then
+    stops the run, naming the file and line.
   - Does not reload nginx. Notify a handler that uses M(hardened.openresty.nginx_reload).
 version_added: 0.1.0
 author:
@@ -90,6 +95,22 @@ options:
         tested with C(nginx -t).
       - Mutually exclusive with O(files).
     type: path
+  lua_fail_on:
+    description:
+      - Refuse the configuration when the verifier's configuration rules (see
+        M(hardened.openresty.lua_sandbox_verify) and C(docs/rules.md)) find anything at or
+        above this severity. C(none) skips them.
+      - Only the rules that read the configuration run; filesystem and process checks are
+        left to M(hardened.openresty.lua_sandbox_verify).
+    type: str
+    choices: [none, low, medium, high]
+    default: none
+  lua_policy:
+    description:
+      - Overrides of the verifier's policy (the same keys as the O(hardened.openresty.lua_sandbox_verify#module:policy)
+        option of M(hardened.openresty.lua_sandbox_verify)), used with O(lua_fail_on).
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -120,6 +141,16 @@ EXAMPLES = r"""
         state: absent
   register: server_config
   notify: hardened_openresty_reload
+
+- name: Install a site, refusing any configuration that weakens the Lua hardening
+  hardened.openresty.nginx_config:
+    conf_dir: /etc/nginx
+    files:
+      - path: sites-enabled/app
+        content: "{{ lookup('ansible.builtin.template', 'app.conf.j2') }}"
+    lua_fail_on: high
+    lua_policy:
+      socket_read_timeout_max: 5s
 
 - name: Put the previous configuration back
   hardened.openresty.nginx_config:
@@ -164,6 +195,15 @@ pruned_backups:
   type: list
   elements: str
   sample: []
+lua_findings:
+  description:
+    - The verifier's findings at or above O(lua_fail_on) in the tested tree (a non-empty
+      list fails the task). Empty when O(lua_fail_on=none).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{rule: lua-code-cache-off, severity: high, message: lua_code_cache is off,
+            file: /etc/nginx/conf.d/debug.conf, line: 3}]
 diff:
   description: Before and after text of each changed file (shown with C(--diff)).
   returned: when diff mode is on and files change
@@ -178,12 +218,15 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_parser import NginxParseError
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import parse_version_output
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import resolve_paths
 from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import (
     ConfigError,
     diff,
+    describe_finding,
     install,
+    lua_policy_findings,
     new_backup_dir,
     plan,
     prune_backups,
@@ -224,6 +267,8 @@ def main():
             backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
             backup_keep=dict(type="int", default=10),
             restore_from=dict(type="path"),
+            lua_fail_on=dict(type="str", choices=["none", "low", "medium", "high"], default="none"),
+            lua_policy=dict(type="dict", default={}),
         ),
         mutually_exclusive=[["files", "restore_from"]],
         required_one_of=[["files", "restore_from"]],
@@ -232,7 +277,7 @@ def main():
     params = module.params
     binary = params["binary"] or module.get_bin_path("openresty") or module.get_bin_path("nginx", required=True)
     result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
-                  pruned_backups=[])
+                  pruned_backups=[], lua_findings=[])
 
     conf_dir = params["conf_dir"]
     if params["restore_from"] and not conf_dir:
@@ -240,11 +285,14 @@ def main():
             conf_dir = read_manifest(params["restore_from"])["conf_dir"]
         except ConfigError as exc:
             module.fail_json(msg=str(exc), **result)
-    if not conf_dir:
+    facts = {}
+    if not conf_dir or params["lua_fail_on"] != "none":
         rc, out, err = module.run_command([binary, "-V"])
         if rc != 0:
             module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()), **result)
-        conf_dir = os.path.dirname(resolve_paths(parse_version_output(err + out))["conf_path"])
+        facts = parse_version_output(err + out)
+    if not conf_dir:
+        conf_dir = os.path.dirname(resolve_paths(facts)["conf_path"])
     conf_dir = conf_dir.rstrip("/") or "/"
     if not os.path.isdir(conf_dir):
         module.fail_json(msg="conf_dir %s is not a directory" % conf_dir, **result)
@@ -252,6 +300,24 @@ def main():
 
     def run(argv):
         return module.run_command(argv)
+
+    def check_lua_policy(root, staged_root=None):
+        """Fail, changing nothing, when the tree at root weakens the Lua hardening."""
+        if params["lua_fail_on"] == "none":
+            return
+        try:
+            found = lua_policy_findings(os.path.join(root, main_config), params["lua_fail_on"],
+                                        policy=params["lua_policy"], prefix=facts.get("prefix"),
+                                        staged_root=staged_root, conf_dir=conf_dir)
+        except ValueError as exc:
+            module.fail_json(msg="lua_policy: %s" % exc, **result)
+        except NginxParseError as exc:
+            module.fail_json(msg="cannot parse the configuration for lua_fail_on: %s" % exc, **result)
+        if found:
+            result["lua_findings"] = found
+            module.fail_json(msg="the configuration weakens the Lua hardening (lua_fail_on=%s); nothing was "
+                                 "changed: %s" % (params["lua_fail_on"], "; ".join(describe_finding(f) for f in found)),
+                             **result)
 
     if params["restore_from"]:
         try:
@@ -278,6 +344,7 @@ def main():
     except ConfigError as exc:
         module.fail_json(msg=str(exc), **result)
     if not changes:
+        check_lua_policy(conf_dir)
         module.exit_json(**result)
 
     result["changed_files"] = [os.path.join(conf_dir, c["path"]) for c in changes]
@@ -287,13 +354,15 @@ def main():
     try:
         staged = stage(conf_dir, changes, workdir)
         ok, output = run_staged_test(run, binary, staged, main_config, conf_dir)
+        result["nginx_test_output"] = output
+        if not ok:
+            module.fail_json(msg="nginx -t rejected the new configuration; nothing was changed: %s" % output,
+                             **result)
+        check_lua_policy(staged, staged_root=staged)
     except ConfigError as exc:
         module.fail_json(msg=str(exc), **result)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    result["nginx_test_output"] = output
-    if not ok:
-        module.fail_json(msg="nginx -t rejected the new configuration; nothing was changed: %s" % output, **result)
     result["changed"] = True
     if module.check_mode:
         module.exit_json(**result)

@@ -209,7 +209,23 @@ def test_rejected_reload_is_detected_from_the_masters_alert():
     assert verdict["outcome"] == "rejected"
     assert verdict["old_workers_active"] == [11, 12]
     assert verdict["error_log_lines"] == [ALERT, CONTINUATION]
-    assert waited < 2, "a rejection must not wait for the whole timeout"
+    assert waited < 10, "a rejection must not wait for the whole timeout"
+
+
+def test_a_slow_fork_after_an_alert_within_the_grace_period_is_a_success():
+    # The master alerted, then forked its new workers three seconds later.
+    verdict, dummy = run_wait(scripted(
+        *([[master(), worker(11), worker(12)]] * 30
+          + [[master(), worker(11), worker(12), worker(21), worker(22)], [master(), worker(21), worker(22)]])
+    ), [ALERT, CONTINUATION], timeout=30)
+    assert verdict["outcome"] == "reloaded"
+
+
+def test_the_code_cache_off_alert_is_not_serious():
+    off = ("2024/05/01 12:00:00 [alert] 100#100: lua_code_cache is off; this will hurt "
+           "performance in /etc/nginx/conf.d/extra.conf:3")
+    assert serious_entries([off], MASTER) == []
+    assert serious_entries([off, ALERT], MASTER) == [ALERT]
 
 
 def test_a_workers_crit_line_alone_is_not_a_rejection():

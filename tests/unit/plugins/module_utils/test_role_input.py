@@ -59,6 +59,7 @@ def test_defaults_are_accepted():
     "name,value,expected",
     [
         ("server_flavor", "gentoo", "not one of debian, openresty, none"),
+        ("server_lua_fail_on", "critical", "not one of none, low, medium, high"),
         ("server_lua_module_roots", ["lua"], "not an absolute path"),
         ("server_lua_module_roots", ["./?.lua"], "not an absolute path"),
         ("server_lua_module_roots", ["/opt/lua;;"], "character that is not allowed"),
