@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The local demo fleet: three systemd Debian hosts as containers, converged by site.yml.
+# The local demo fleet: three systemd Debian hosts as containers. `up` converges them with
+# site.yml, rolls the sample Lua application (examples/lua_app) out with deploy.yml, shows the
+# release every worker of every host runs, and audits the fleet with audit.yml.
 #   scripts/demo.sh up | down
 # Requests go to 127.0.0.1 inside each host (docker exec), never to container addresses.
 set -euo pipefail
@@ -41,14 +43,35 @@ up() {
   done
   ansible-playbook -i "$state/inventory.ini" playbooks/site.yml
   echo
+  echo "Rolling the sample application out, one host at a time:"
+  ansible-playbook -i "$state/inventory.ini" playbooks/deploy.yml \
+    -e lua_app_src="$PWD/examples/lua_app" -e deploy_serial=1
+  echo
+  echo "The release every worker runs (status server on each host's loopback):"
+  for entry in "${hosts[@]}"; do
+    name=${entry%%:*}
+    docker exec "$name" curl -s --max-time 5 http://127.0.0.1:8399/hardened-openresty/release |
+      python3 -c 'import json, sys
+status = json.load(sys.stdin)
+releases = sorted({w["release"] or "-" for w in status["workers"]})
+alive = sum(1 for w in status["workers"] if w["alive"])
+print("  %-16s release %s on %d of %d workers" % (sys.argv[1], ",".join(releases), alive, status["worker_count"]))' "$name"
+  done
+  echo
   echo "Each host answers on its own loopback:"
   for entry in "${hosts[@]}"; do
     name=${entry%%:*}
-    printf '  %-16s %s\n' "$name" "$(docker exec "$name" curl -s --max-time 5 http://127.0.0.1/)"
+    printf '  %-16s %s\n' "$name" "$(docker exec "$name" curl -s --max-time 5 'http://127.0.0.1:8080/?name=Ada')"
   done
   echo
   echo "The Lua hardening each host runs:"
   docker exec "${hosts[0]%%:*}" sh -c "nginx -T 2>/dev/null | grep -E '^\s*lua_' | sed 's/^ */  /'"
+  echo
+  echo "Auditing the fleet (fails on high findings; Debian 12 hosts show low version drift):"
+  ansible-playbook -i "$state/inventory.ini" playbooks/audit.yml -e audit_report_dir="$PWD/$state/audit-reports"
+  echo
+  echo "Audit reports:"
+  for report in audit.json audit.sarif audit.junit.xml; do echo "  $PWD/$state/audit-reports/$report"; done
   echo
   echo "Remove the fleet with: make demo-clean"
 }

@@ -1,0 +1,11 @@
+local _M = {}
+
+function _M.text()
+    return "app v1"
+end
+
+function _M.health()
+    ngx.say("ok")
+end
+
+return _M
