@@ -11,7 +11,7 @@ COLLECTIONS := $(CACHE)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/hardened/openresty
 # Outside the repository: inside it, ansible-test would list files through git, which ignores .cache.
 SANITY_TREE := $(or $(TMPDIR),/tmp)/hardened-openresty-sanity/ansible_collections/hardened/openresty
-SCENARIOS ?= default lua_app
+SCENARIOS ?= default lua_app pentest fleet
 
 # systemd inside a container needs these arguments on a host with cgroup v1 only.
 HARDENED_SYSTEMD_COMMAND ?= $(shell if [ -f /sys/fs/cgroup/cgroup.controllers ]; then echo /lib/systemd/systemd; \
@@ -83,4 +83,6 @@ clean: demo-clean
 	rm -rf $(CACHE) tests/output
 
 bench: venv collection images
-	python scripts/bench_converge.py --hosts 1 --runs 3
+	python scripts/bench_fleet.py --runs 2
+	python scripts/bench_redos.py --runs 9
+	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000

@@ -11,7 +11,7 @@ result; the JUnit totals and the (host, rule) of every failing test case.
 import json
 import os
 import sys
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 
 def main(directory):
