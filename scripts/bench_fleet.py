@@ -7,7 +7,7 @@ Usage: python scripts/bench_fleet.py [--hosts 1 2 4] [--runs 3] [--deploys 3] [-
    playbooks/site.yml, then converged again (no-op); --runs times; the containers of the
    last run of the largest fleet are kept for 2 and 3. Without the converge phase, one
    fleet of the largest size is converged once (not measured) for the other phases.
-2. Rolling deploy of a new release of the fleet scenario's sample application across that
+2. Rolling deploy of a new release of the lua_app scenario's sample application across that
    fleet with playbooks/deploy.yml (default 25% batches): wall time, and per host the time
    from the reload to the proof that every worker runs the new release (reload-to-live),
    and the reload module's own figure. The first deploy (onto the empty initial release)
@@ -34,7 +34,7 @@ import time
 import bench_converge
 
 ROOT = bench_converge.ROOT
-APP_SOURCES = [os.path.join(ROOT, "molecule", "fleet", "files", name) for name in ("app-v1", "app-v2")]
+APP_SOURCES = [os.path.join(ROOT, "molecule", "lua_app", "files", name) for name in ("app-v1", "app-v2")]
 RELOAD_TASK = "Reload nginx so that every worker starts with a fresh Lua VM"
 PROOF_TASK = "Wait until every worker reports release"
 BENCH_CONF = "/etc/nginx/conf.d/zz-bench-code-cache.conf"

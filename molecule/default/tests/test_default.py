@@ -3,7 +3,9 @@
 Traffic stays on loopback inside the host: every request is a curl run on the host itself.
 """
 
+import json
 import re
+import subprocess
 import time
 
 import pytest
@@ -398,3 +400,14 @@ def test_verifier_reports_exactly_the_drift_and_clears_after_repair(host):
     host.run_expect([0], "systemctl reload nginx")
     host.run_expect([0], "sleep 2")
     assert verify(host, "low")["findings"] == []
+
+
+def test_the_effective_config_passes_gixy_ng_without_findings(host, effective, tmp_path):
+    # gixy-ng (the controller's test tooling) reads the `nginx -T` dump of this host.
+    dump = tmp_path / "nginx-T.conf"
+    dump.write_text(effective)
+    run = subprocess.run(["gixy", "-f", "json", str(dump)], capture_output=True, text=True, check=False)
+    findings = json.loads(run.stdout or "null")
+    assert findings == [], [(f["plugin"], f["file"], f["summary"]) for f in findings or ()] or run.stderr
+    assert run.returncode == 0, run.stderr
+    assert "Switched to parse nginx configuration dump" in run.stderr, "gixy must have read every file of the dump"

@@ -1,4 +1,4 @@
--- Fleet scenario application: / names the release, /health answers ok.
+-- Fleet scenario application, release v3 (v1 and v2 are the lua_app scenario's): / greets, /health answers ok.
 local greeting = require("greeting")
 local release = require("hardened_release")
 
