@@ -910,6 +910,14 @@ def summarize(findings):
     return summary
 
 
+def describe(finding):
+    """One line for a finding: rule [severity] file:line: message."""
+    where = finding.get("file") or "-"
+    if finding.get("line") is not None:
+        where = "%s:%d" % (where, finding["line"])
+    return "%s [%s] %s: %s" % (finding["rule"], finding["severity"], where, finding["message"])
+
+
 def at_or_above(findings, threshold):
     """The findings whose severity is at least threshold (one of SEVERITIES)."""
     rank = severity_rank(threshold)

@@ -463,11 +463,3 @@ def lua_policy_findings(main_path, threshold, policy=None, prefix=None, staged_r
             finding["message"] = finding["message"].replace(staged_root, conf_dir.rstrip("/"))
         found.append(finding)
     return found
-
-
-def describe_finding(finding):
-    """One line for a finding: rule [severity] file:line: message."""
-    where = finding.get("file") or "-"
-    if finding.get("line") is not None:
-        where = "%s:%d" % (where, finding["line"])
-    return "%s [%s] %s: %s" % (finding["rule"], finding["severity"], where, finding["message"])

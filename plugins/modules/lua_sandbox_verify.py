@@ -363,13 +363,6 @@ def _load(module):
     module.fail_json(msg="no openresty or nginx binary found: set binary, config or dump")
 
 
-def _describe(finding):
-    where = finding["file"] or "-"
-    if finding["line"] is not None:
-        where = "%s:%d" % (where, finding["line"])
-    return "%s [%s] %s: %s" % (finding["rule"], finding["severity"], where, finding["message"])
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -424,7 +417,7 @@ def main():
     if blocking and fail_on != "none":
         module.fail_json(
             msg="%d finding(s) at or above %s: %s" % (len(blocking), fail_on,
-                                                      "; ".join(_describe(f) for f in blocking)),
+                                                      "; ".join(lua_rules.describe(f) for f in blocking)),
             **result)
     module.exit_json(**result)
 

@@ -218,13 +218,13 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import describe as describe_finding
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_parser import NginxParseError
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import parse_version_output
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import resolve_paths
 from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import (
     ConfigError,
     diff,
-    describe_finding,
     install,
     lua_policy_findings,
     new_backup_dir,
