@@ -1,29 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # repo and work are set by lib/release-check.sh
 # Build the collection as users get it, check what the tarball holds, install it offline into
 # a fresh collections path and use the modules, a role and the docs from that installed copy.
 # Nothing on this host changes: the modules read a saved dump and run in check mode, and the
 # role stops at its input check.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-venv=${VENV:-$repo/.venv}
-if [ -x "$venv/bin/ansible-galaxy" ]; then
-  PATH="$venv/bin:$PATH"
-fi
+source "$(dirname "$0")/lib/release-check.sh"
 
-work=$(mktemp -d)
 safe=""
-cleanup() {
-  rm -rf "$work"
-  if [ -n "$safe" ]; then rm -rf "$safe"; fi
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
 echo "== build"
 ansible-galaxy collection build --output-path "$work/dist" "$repo" >/dev/null
 tarballs=("$work"/dist/hardened-openresty-*.tar.gz)
@@ -168,6 +153,7 @@ chmod 0777 "$work/shared"
 echo 'return {}' >"$work/shared/tree/lib/app.lua"
 if [ -w /run ] && [ "$(stat -c %u:%a /run)" = "0:755" ]; then
   safe=$(mktemp -d /run/hardened-openresty-test.XXXXXX)
+  cleanup_also "$safe"
   chmod 0755 "$safe"
   mkdir -p "$safe/tree/lib"
   echo 'return {}' >"$safe/tree/lib/app.lua"

@@ -1,25 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # repo and work are set by lib/release-check.sh
 # Check the changelog without touching the repository: fragments lint clean, galaxy.yml's
 # version is semver, CHANGELOG.md is what antsibull-changelog generates from
 # changelogs/changelog.yaml, and a release of the pending fragments (done in a scratch copy)
 # produces a valid changelog that names every module.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-venv=${VENV:-$repo/.venv}
-if [ -x "$venv/bin/antsibull-changelog" ]; then
-  PATH="$venv/bin:$PATH"
-fi
+source "$(dirname "$0")/lib/release-check.sh"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-version=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["version"])' "$repo/galaxy.yml")
+version=$(galaxy_version)
 semver='^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$'
 [[ "$version" =~ $semver ]] || fail "galaxy.yml version '$version' is not semver"
 echo "galaxy.yml version $version is semver"

@@ -1,25 +1,14 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # repo and work are set by lib/release-check.sh
 # Check the execution environment definitions without building an image and without network:
 # `ansible-builder create` renders examples/execution-environment.yml into a build context,
 # then the context's own galaxy step and introspection script run here, offline, the way the
 # image build would run them, to show which requirements of this collection reach the image.
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-venv=${VENV:-$repo/.venv}
-if [ -x "$venv/bin/ansible-builder" ]; then
-  PATH="$venv/bin:$PATH"
-fi
+source "$(dirname "$0")/lib/release-check.sh"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-version=$(python -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["version"])' "$repo/galaxy.yml")
+version=$(galaxy_version)
 tarball_name="hardened-openresty-$version.tar.gz"
 for file in execution-environment.yml requirements.yml; do
   grep -qF "$tarball_name" "$repo/examples/$file" ||
