@@ -22,6 +22,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     release_id_errors,
     scan_source,
 )
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import (
     format_seconds,
     parse_duration,
@@ -29,7 +30,6 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values im
 )
 
 FLAVORS = ("debian", "openresty", "none")
-FAIL_ON_LEVELS = ("none", "low", "medium", "high")
 
 # Hard maxima for the lua_socket_* timeouts (the verifier's default policy uses the same
 # numbers for connect; send/read/keepalive match the role's documented limits).
@@ -226,9 +226,9 @@ def server_input_errors(values):
     flavor = values.get("server_flavor")
     if flavor not in FLAVORS:
         errors.append("server_flavor: %r is not one of %s" % (flavor, ", ".join(FLAVORS)))
-    if "server_lua_fail_on" in values and values["server_lua_fail_on"] not in FAIL_ON_LEVELS:
+    if "server_lua_fail_on" in values and values["server_lua_fail_on"] not in FAIL_ON_CHOICES:
         errors.append("server_lua_fail_on: %r is not one of %s"
-                      % (values["server_lua_fail_on"], ", ".join(FAIL_ON_LEVELS)))
+                      % (values["server_lua_fail_on"], ", ".join(FAIL_ON_CHOICES)))
 
     for list_name in ("server_lua_module_roots", "server_lua_app_roots", "server_lua_library_roots"):
         roots = values.get(list_name) or []

@@ -218,6 +218,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import describe as describe_finding
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_parser import NginxParseError
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import parse_version_output
@@ -267,7 +268,7 @@ def main():
             backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
             backup_keep=dict(type="int", default=10),
             restore_from=dict(type="path"),
-            lua_fail_on=dict(type="str", choices=["none", "low", "medium", "high"], default="none"),
+            lua_fail_on=dict(type="str", choices=list(FAIL_ON_CHOICES), default="none"),
             lua_policy=dict(type="dict", default={}),
         ),
         mutually_exclusive=[["files", "restore_from"]],
