@@ -88,10 +88,24 @@ class Rule(object):
         return "Rule(%s, %s)" % (self.id, self.severity)
 
 
+# Modules that add rules, in catalogue order (docs/rules.md follows it), whatever order
+# they happen to be imported in.
+RULE_MODULES = ("lua_rules", "lua_rules_code_loading", "lua_rules_tls")
+
+
+def _module_rank(check):
+    name = check.__module__.rsplit(".", 1)[-1]
+    return RULE_MODULES.index(name) if name in RULE_MODULES else len(RULE_MODULES)
+
+
 def rule(rule_id, severity, summary, rationale, needs=()):
-    """Register the decorated function as a rule."""
+    """Register the decorated function as a rule (after the rules of its module's peers)."""
     def register(check):
-        RULES.append(Rule(rule_id, severity, summary, rationale, needs, check))
+        rank = _module_rank(check)
+        position = len(RULES)
+        while position and _module_rank(RULES[position - 1].check) > rank:
+            position -= 1
+        RULES.insert(position, Rule(rule_id, severity, summary, rationale, needs, check))
         return check
     return register
 
@@ -937,3 +951,9 @@ def verify_dump_file(path, main=None, **options):
 def verify_tree(main, **options):
     """Read the configuration from disk starting at main and evaluate it."""
     return evaluate(nginx_parser.load_tree(main), **options)
+
+
+# The rules kept in their own modules register themselves in RULES when imported; they
+# import this module's rule() decorator, so they come last.
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_code_loading  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_tls  # noqa: E402,F401 pylint: disable=wrong-import-position,unused-import

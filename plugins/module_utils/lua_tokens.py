@@ -231,3 +231,82 @@ def find_dangerous(code, entries=DEFAULT_DANGEROUS_CALLS):
                 break
         index = after
     return found
+
+
+def _call_arguments(tokens, index):
+    """Arguments of the call whose "(" is tokens[index]: a list of token lists, or None.
+
+    Commas inside nested brackets do not split; an unclosed call returns None.
+    """
+    arguments = [[]]
+    depth = 0
+    for position in range(index + 1, len(tokens)):
+        kind, value, _pos = tokens[position]
+        if kind == OP and value in ("(", "{", "["):
+            depth += 1
+        elif kind == OP and value in (")", "}", "]"):
+            if depth == 0:
+                return [] if arguments == [[]] else arguments
+            depth -= 1
+        elif kind == OP and value == "," and depth == 0:
+            arguments.append([])
+            continue
+        arguments[-1].append(tokens[position])
+    return None
+
+
+def _ends_expression(token):
+    """True when token cannot continue the expression before it (so that value stands alone)."""
+    if token is None:
+        return True
+    kind, value, _pos = token
+    if kind != OP:
+        return True  # a name or string starts the next statement
+    return value in (",", ";", "}", ")", "end", "local", "return", "if", "else", "elseif",
+                     "for", "while", "repeat", "until", "do", "function", "break", "goto")
+
+
+def find_tls_verify_off(code):
+    """Return [(reference, line)] for Lua code that turns TLS certificate verification off.
+
+    Found: ``sock:sslhandshake(session, name, false)`` (or ``nil``, or with the verify
+    argument left out, since lua-nginx-module then does not verify), the same through
+    ``sock.sslhandshake(sock, ...)``, and a literal ``ssl_verify = false`` (lua-resty-http's
+    option, whose own default is true) as a field, table key or variable. Not found: a
+    verify argument that is ``true`` or any expression, ``ssl_verify = true``,
+    ``ssl_verify == false``, ``ssl_verify = false or x``, anything in comments or strings.
+    A static check of literals: a value computed at run time is not followed.
+    """
+    if "sslhandshake" not in code and "ssl_verify" not in code:
+        return []
+    tokens = tokenize(code)
+    count = len(tokens)
+    found = []
+    for index, (kind, value, pos) in enumerate(tokens):
+        previous = tokens[index - 1] if index else None
+        following = tokens[index + 1] if index + 1 < count else None
+        if (kind == NAME and value == "sslhandshake" and previous is not None and previous[0] == OP
+                and previous[1] in (":", ".") and following is not None and following[:2] == (OP, "(")):
+            arguments = _call_arguments(tokens, index + 1)
+            if arguments is None:
+                continue
+            verify_at = 2 if previous[1] == ":" else 3
+            if len(arguments) <= verify_at:
+                found.append(("sslhandshake() without the verify argument", line_of(code, pos)))
+            else:
+                verify = arguments[verify_at]
+                if len(verify) == 1 and verify[0][:2] in ((OP, "false"), (OP, "nil")):
+                    found.append(("sslhandshake(..., %s)" % verify[0][1], line_of(code, pos)))
+            continue
+        is_key = kind == NAME and value == "ssl_verify"
+        after = index + 1
+        if (kind == STRING and value == "ssl_verify" and previous is not None and previous[:2] == (OP, "[")
+                and following is not None and following[:2] == (OP, "]")):
+            is_key = True
+            after = index + 2
+        if not is_key or (kind == NAME and previous is not None and previous[:2] == (OP, ":")):
+            continue
+        if (after + 1 < count and tokens[after][:2] == (OP, "=") and tokens[after + 1][:2] == (OP, "false")
+                and _ends_expression(tokens[after + 2] if after + 2 < count else None)):
+            found.append(("ssl_verify = false", line_of(code, tokens[index][2])))
+    return found

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_code_loading
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
 from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.verify_cases import (
@@ -21,7 +22,9 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "veri
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "rules.md")
 CONF_DIR = "/etc/nginx"
 CONFIG_RULES = [r.id for r in lua_rules.RULES if not r.needs]
-HOST_RULES = [r.id for r in lua_rules.RULES if r.needs]
+# Host rules of lua_rules itself; those of lua_rules_code_loading and lua_rules_tls have
+# their own tests (test_lua_rules_code_loading.py, test_lua_rules_tls.py).
+HOST_RULES = [r.id for r in lua_rules.RULES if r.needs and r.check.__module__ == lua_rules.__name__]
 
 
 def fixture(name):
@@ -70,6 +73,13 @@ def test_catalogue_is_complete_and_documented():
         "lua-regex-cache-too-large", "lua-module-dir-missing", "lua-module-dir-writable",
         "lua-module-file-writable", "nginx-worker-root", "lua-stale-code-cache",
         "lua-module-dir-not-sealed",
+        # lua_rules_code_loading
+        "nginx-load-module-outside-module-dir", "nginx-ssl-engine", "nginx-perl-code", "nginx-njs-code",
+        "nginx-load-module-writable", "nginx-code-path-writable-by-worker",
+        "lua-path-in-service-environment", "lua-path-in-master-environment",
+        # lua_rules_tls
+        "lua-ssl-trusted-certificate-missing", "lua-ssl-protocols-legacy", "lua-ssl-verify-depth-too-low",
+        "lua-tls-verify-off", "lua-module-tls-verify-off",
     ])
     with open(DOCS) as handle:
         docs = handle.read()
@@ -129,8 +139,13 @@ def test_debian_default_configuration():
         assert rules_of(report) == {
             "lua-package-path-missing": 1, "lua-package-cpath-missing": 1,
             "lua-socket-timeout-missing": 3, "lua-regex-match-limit-missing": 1,
+            "lua-ssl-trusted-certificate-missing": 1, "lua-ssl-protocols-legacy": 1,
+            "lua-ssl-verify-depth-too-low": 1,
         }
         assert set(f["file"] for f in report["findings"]) == set(["/etc/nginx/nginx.conf"])
+        protocols = [f["message"] for f in report["findings"] if f["rule"] == "lua-ssl-protocols-legacy"]
+        # Debian's nginx -V does not name the dynamic Lua module: its default is given as a range.
+        assert "allows TLSv1 and TLSv1.1 (and SSLv3 before lua-nginx-module 0.10.25)" in protocols[0]
 
 
 def test_versions_from_debian_and_openresty():
@@ -224,6 +239,13 @@ def host(tmp_path, monkeypatch):
     real = sealed_tree.writable_ancestors
     monkeypatch.setattr(sealed_tree, "writable_ancestors",
                         lambda path: [w for w in real(path) if w["path"].startswith(str(base))])
+    real_hops = lua_rules_code_loading.resolve_hops
+
+    def hops_in_base(path):
+        hops, problem = real_hops(path)
+        return [hop for hop in hops if hop[1].startswith(str(base))], problem
+
+    monkeypatch.setattr(lua_rules_code_loading, "resolve_hops", hops_in_base)
     return base
 
 

@@ -17,6 +17,9 @@ HARDENED_HTTP = [
     ("lua_socket_send_timeout", "5s"),
     ("lua_socket_read_timeout", "5s"),
     ("lua_regex_match_limit", "100000"),
+    ("lua_ssl_trusted_certificate", "/etc/ssl/certs/ca-certificates.crt"),
+    ("lua_ssl_verify_depth", "3"),
+    ("lua_ssl_protocols", "TLSv1.2 TLSv1.3"),
 ]
 OK_CONTENT = 'content_by_lua_block { ngx.say("ok") }'
 
@@ -70,6 +73,7 @@ RULE_CASES = [
     case("debian-module-loaded-but-unused", {
         "lua-package-path-missing": 1, "lua-package-cpath-missing": 1,
         "lua-socket-timeout-missing": 3, "lua-regex-match-limit-missing": 1,
+        "lua-ssl-trusted-certificate-missing": 1, "lua-ssl-protocols-legacy": 1, "lua-ssl-verify-depth-too-low": 1,
     }, files={"nginx.conf": "load_module modules/ngx_http_lua_module.so;\n" + PLAIN_NGINX}),
     # lua-package-path-missing / lua-package-cpath-missing
     case("package-path-missing", {"lua-package-path-missing": 1}, drop=("lua_package_path",)),
@@ -218,6 +222,72 @@ RULE_CASES = [
          top='user www-data;\nstream { lua_package_path "./?.lua;/srv/lua/lib/?.lua"; }'),
     case("include-glob-without-match", http="    include conf.d/*.conf;"),
 ]
+
+# Cosocket TLS (lua_rules_tls) and the other doors code comes through (lua_rules_code_loading):
+# each rule with a positive case and a safe look-alike.
+RULE_CASES += [
+    # lua-ssl-trusted-certificate-missing
+    case("ssl-trusted-certificate-missing", {"lua-ssl-trusted-certificate-missing": 1},
+         drop=("lua_ssl_trusted_certificate",)),
+    case("ssl-trusted-certificate-only-in-a-location", {"lua-ssl-trusted-certificate-missing": 1},
+         drop=("lua_ssl_trusted_certificate",),
+         location="lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt; " + OK_CONTENT),
+    case("ssl-trusted-certificate-missing-without-lua", files={"nginx.conf": PLAIN_NGINX}),
+    # lua-ssl-protocols-legacy
+    case("ssl-protocols-missing", {"lua-ssl-protocols-legacy": 1}, drop=("lua_ssl_protocols",)),
+    case("ssl-protocols-tlsv1-1", {"lua-ssl-protocols-legacy": 1},
+         replace={"lua_ssl_protocols": "TLSv1.1 TLSv1.2"}),
+    case("ssl-protocols-sslv3-in-a-server", {"lua-ssl-protocols-legacy": 1},
+         server="        lua_ssl_protocols SSLv3 TLSv1.2;"),
+    case("ssl-protocols-tlsv1-3-only", replace={"lua_ssl_protocols": "TLSv1.3"}),
+    # lua-ssl-verify-depth-too-low
+    case("ssl-verify-depth-missing", {"lua-ssl-verify-depth-too-low": 1}, drop=("lua_ssl_verify_depth",)),
+    case("ssl-verify-depth-1", {"lua-ssl-verify-depth-too-low": 1}, replace={"lua_ssl_verify_depth": "1"}),
+    case("ssl-verify-depth-2", replace={"lua_ssl_verify_depth": "2"}),
+    # lua-tls-verify-off
+    case("tls-handshake-verify-false", {"lua-tls-verify-off": 1}, location="""content_by_lua_block {
+                local sock = ngx.socket.tcp()
+                sock:connect("127.0.0.1", 8443)
+                local session, err = sock:sslhandshake(nil, "backend.internal", false)
+            }"""),
+    case("tls-handshake-verify-omitted", {"lua-tls-verify-off": 1},
+         location='content_by_lua_block { local s = ngx.socket.tcp() s:sslhandshake(nil, "b.internal") }'),
+    case("tls-resty-http-ssl-verify-false", {"lua-tls-verify-off": 1}, location="""content_by_lua_block {
+                local httpc = require("resty.http").new()
+                local res = httpc:request_uri("https://api.internal/", { ssl_verify = false })
+            }"""),
+    case("tls-verify-true-and-look-alikes", location="""content_by_lua_block {
+                local sock = ngx.socket.tcp()
+                local ok = sock:sslhandshake(nil, "backend.internal", true)
+                local ok2 = sock:sslhandshake(nil, "backend.internal", opts.verify ~= false)
+                local safe = { ssl_verify = true }
+                if opts.ssl_verify == false then return end
+                -- sock:sslhandshake(nil, "x", false)  in a comment
+                ngx.say("ssl_verify = false is only a string here")
+            }"""),
+    # nginx-load-module-outside-module-dir
+    case("load-module-from-tmp", {"nginx-load-module-outside-module-dir": 1},
+         top="load_module /tmp/ngx_evil_module.so;\nuser www-data;"),
+    case("load-module-dot-dot", {"nginx-load-module-outside-module-dir": 1},
+         top="load_module /usr/lib/nginx/modules/../../../../tmp/evil.so;\nuser www-data;"),
+    case("load-module-relative-outside-prefix-modules", {"nginx-load-module-outside-module-dir": 1},
+         prefix="/usr/share/nginx/", top="load_module lib/evil.so;\nuser www-data;"),
+    case("load-module-debian-relative-and-absolute", prefix="/usr/share/nginx/",
+         top="load_module modules/ngx_http_lua_module.so;\n"
+             "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nuser www-data;"),
+    # nginx-ssl-engine
+    case("ssl-engine", {"nginx-ssl-engine": 1}, top="ssl_engine pkcs11;\nuser www-data;"),
+    case("ssl-engine-look-alike-ssl-ciphers", http="    ssl_ciphers HIGH:!aNULL;"),
+    # nginx-perl-code
+    case("perl-modules-and-require", {"nginx-perl-code": 2},
+         http="    perl_modules /srv/perl;\n    perl_require Hello.pm;"),
+    case("perl-set-inline", {"nginx-perl-code": 1},
+         http="    perl_set $upper 'sub { return uc $_[0]->uri; }';"),
+    # nginx-njs-code
+    case("njs-import", {"nginx-njs-code": 2}, http="    js_path /etc/nginx/njs;\n    js_import main.js;"),
+    case("njs-look-alike-lua-variable", http="    lua_shared_dict js_import_cache 1m;"),
+]
+
 
 # Configurations that exercise the lexer; all of them parse (crossplane may not).
 PARSER_CONFIGS = {
