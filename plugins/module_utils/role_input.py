@@ -23,6 +23,10 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     scan_source,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules_tls import (
+    LEGACY_SSL_PROTOCOLS,
+    MODERN_SSL_PROTOCOLS,
+)
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import (
     format_seconds,
     parse_duration,
@@ -70,6 +74,28 @@ _SYSTEMD_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 
 _PERCENT = re.compile(r"^([0-9]+)%$")
 # Location the metrics endpoint reads connection numbers from (see the metrics template).
 STUB_STATUS_PATH = "/hardened-openresty/stub_status"
+
+
+def ssl_protocols_errors(name, value):
+    """Messages for a lua_ssl_protocols value: known names only, nothing older than TLSv1.2.
+
+    None (the variable not given) is not an error; an empty value is, because nginx would
+    refuse the directive without arguments.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, str) or not value.split():
+        return ["%s: %r must be protocol names separated by spaces, such as 'TLSv1.2 TLSv1.3'"
+                % (name, value)]
+    errors = []
+    for protocol in value.split():
+        if protocol in LEGACY_SSL_PROTOCOLS:
+            errors.append("%s: %r allows %s, which is older than TLSv1.2; use TLSv1.2 and/or TLSv1.3"
+                          % (name, value, protocol))
+        elif protocol not in MODERN_SSL_PROTOCOLS:
+            errors.append("%s: %r: %r is not a protocol lua_ssl_protocols knows (%s)"
+                          % (name, value, protocol, " ".join(LEGACY_SSL_PROTOCOLS + MODERN_SSL_PROTOCOLS)))
+    return errors
 
 
 def _is_int(value):
@@ -273,6 +299,8 @@ def server_input_errors(values):
     cert = values.get("server_lua_ssl_trusted_certificate")
     if cert and (not isinstance(cert, str) or not cert.startswith("/")):
         errors.append("server_lua_ssl_trusted_certificate: %r is not an absolute path" % (cert,))
+
+    errors.extend(ssl_protocols_errors("server_lua_ssl_protocols", values.get("server_lua_ssl_protocols")))
 
     listen = values.get("server_listen")
     if listen is not None and not (_is_int(listen) and 0 < listen < 65536):

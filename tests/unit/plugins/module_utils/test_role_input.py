@@ -22,6 +22,7 @@ GOOD = {
     "server_lua_max_running_timers": 256,
     "server_lua_ssl_trusted_certificate": "/etc/ssl/certs/ca-certificates.crt",
     "server_lua_ssl_verify_depth": 3,
+    "server_lua_ssl_protocols": "TLSv1.2 TLSv1.3",
     "server_user": "www-data",
     "server_worker_connections": 1024,
     "server_worker_rlimit_nofile": 8192,
@@ -87,6 +88,11 @@ def test_defaults_are_accepted():
         ("server_lua_max_running_timers", 0, "must be a positive integer"),
         ("server_user", "root", "must not run as root"),
         ("server_lua_ssl_trusted_certificate", "certs/ca.pem", "not an absolute path"),
+        ("server_lua_ssl_protocols", "TLSv1.1 TLSv1.2", "allows TLSv1.1, which is older than TLSv1.2"),
+        ("server_lua_ssl_protocols", "SSLv3", "allows SSLv3, which is older than TLSv1.2"),
+        ("server_lua_ssl_protocols", "TLSv1.2 TLSv1.4", "'TLSv1.4' is not a protocol"),
+        ("server_lua_ssl_protocols", "", "must be protocol names"),
+        ("server_lua_ssl_protocols", ["TLSv1.2"], "must be protocol names"),
         ("server_listen", 70000, "not a TCP port"),
         ("server_systemd_memory_max", "lots", "not a systemd size"),
         ("server_worker_connections", 10000, "above server_worker_rlimit_nofile 8192"),
@@ -159,6 +165,8 @@ def test_bad_input_names_variable_and_value(name, value, expected):
         ("server_metrics_path", "/internal/metrics"),
         ("server_metrics_interval", 60),
         ("server_worker_connections", 8192),
+        ("server_lua_ssl_protocols", "TLSv1.3"),
+        ("server_lua_ssl_protocols", "TLSv1.2"),
     ],
 )
 def test_limits_are_inclusive_and_good_values_pass(name, value):
@@ -190,3 +198,9 @@ def test_tasks_max_must_leave_room_for_every_worker():
     errors = errors_for(server_worker_processes="8", server_systemd_tasks_max="9")
     assert len(errors) == 1 and errors[0].startswith("server_systemd_tasks_max: '9' is below 10"), errors
     assert errors_for(server_worker_processes="8", server_systemd_tasks_max="10") == []
+
+
+def test_every_legacy_protocol_is_refused_by_name():
+    errors = errors_for(server_lua_ssl_protocols="SSLv2 SSLv3 TLSv1 TLSv1.1 TLSv1.2")
+    assert [e.split("allows ", 1)[1].split(",")[0] for e in errors] == ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1"]
+    assert all(e.startswith("server_lua_ssl_protocols: 'SSLv2 SSLv3 TLSv1 TLSv1.1 TLSv1.2'") for e in errors)
