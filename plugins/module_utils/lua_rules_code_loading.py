@@ -22,7 +22,9 @@ __metaclass__ = type
 
 import errno
 import glob
+import grp
 import os
+import pwd
 import re
 import stat
 
@@ -57,10 +59,15 @@ _ENV_ASSIGNMENT = re.compile(r'"([^"]*)"|\'([^\']*)\'|(\S+)')
 # ---------------------------------------------------------------------------------------
 
 def load_module_path(facts, node):
-    """The absolute path a load_module argument names (relative ones use the prefix), or None."""
+    """The absolute path a load_module argument names (relative ones use the prefix), or None.
+
+    Not normalised: ".." must be applied by whoever walks the path, after symlinks.
+    """
     if not node.args:
         return None
-    return facts.resolve(node.args[0]) if not os.path.isabs(node.args[0]) else node.args[0]
+    if os.path.isabs(node.args[0]):
+        return node.args[0]
+    return os.path.join(facts.prefix, node.args[0]) if facts.prefix else None
 
 
 def approved_module_dirs(facts):
@@ -129,9 +136,6 @@ def _not_root_only(st):
 
 def worker_identity(facts):
     """(name, uid, gids) of the worker user from the "user" directive, or None if unknown."""
-    import grp  # pylint: disable=import-outside-toplevel
-    import pwd  # pylint: disable=import-outside-toplevel
-
     nodes = [node for node, context in facts.named("user") if context == () and node.args]
     name = nodes[0].args[0] if nodes else DEFAULT_WORKER_USER
     group = nodes[0].args[1] if nodes and len(nodes[0].args) > 1 else None
@@ -198,14 +202,13 @@ def nginx_load_module_outside_module_dir(facts):
     approved = approved_module_dirs(facts)
     for node, _context in facts.named("load_module"):
         path = load_module_path(facts, node)
-        if path is None:
+        if node.args and ".." in node.args[0].split("/"):
+            yield ("load_module %s: the path contains \"..\", which nginx applies after "
+                   "following symlinks" % node.args[0], node.file, node.line)
+        elif path is None:
             if node.args:
                 facts.warn("%s:%s: load_module %s is relative and the prefix is unknown"
                            % (node.file, node.line, node.args[0]))
-            continue
-        if ".." in path.split("/"):
-            yield ("load_module %s: the path contains \"..\", which nginx applies after "
-                   "following symlinks" % node.args[0], node.file, node.line)
         elif os.path.dirname(os.path.normpath(path)) not in approved:
             yield ("load_module %s is not in a distribution module directory (%s)"
                    % (node.args[0], ", ".join(approved)), node.file, node.line)
@@ -253,8 +256,7 @@ def nginx_load_module_writable(facts):
     for node, _context in facts.named("load_module"):
         path = load_module_path(facts, node)
         if path is not None:
-            for finding in _hop_findings(path, _not_root_only, "module file"):
-                yield finding
+            yield from _hop_findings(path, _not_root_only, "module file")
 
 
 def _include_targets(facts):

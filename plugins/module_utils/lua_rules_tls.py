@@ -36,6 +36,7 @@ MIN_VERIFY_DEPTH = 2
 # Lua module files larger than this are not read for lua-module-tls-verify-off.
 MAX_SOURCE_BYTES = 4 * 1024 * 1024
 
+
 def default_ssl_protocols(lua_module_version):
     """lua_ssl_protocols when the directive is absent, for a lua-nginx-module version.
 
@@ -93,10 +94,9 @@ def lua_ssl_protocols_legacy(facts):
       "The default depth 1 rejects any certificate issued by an intermediate CA, which is "
       "almost every public certificate; code then tends to switch verification off.")
 def lua_ssl_verify_depth_too_low(facts):
-    for finding in _missing_at_http(facts, "lua_ssl_verify_depth",
-                                    "the default depth %d fails chains with an intermediate CA"
-                                    % DEFAULT_VERIFY_DEPTH):
-        yield finding
+    yield from _missing_at_http(facts, "lua_ssl_verify_depth",
+                                "the default depth %d fails chains with an intermediate CA"
+                                % DEFAULT_VERIFY_DEPTH)
     for node, _context in facts.named("lua_ssl_verify_depth"):
         value = node.args[0] if node.args else ""
         if not value.isdigit():

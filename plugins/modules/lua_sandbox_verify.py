@@ -13,8 +13,9 @@ short_description: Prove that the Lua layer of an nginx or OpenResty server is h
 description:
   - Reads the complete configuration nginx uses (C(nginx -T)), or a saved dump of it, with a
     Lua-aware parser and checks it against a catalogue of rules about lua-nginx-module
-    (module search paths, code cache, cosocket timeouts, regex limits, C(*_by_lua_file)
-    paths, dangerous calls in inline Lua, the user workers run as).
+    (module search paths, code cache, cosocket timeouts and TLS, regex limits, C(*_by_lua_file)
+    paths, dangerous calls in inline Lua, the user workers run as) and about the other
+    directives that load code (C(load_module), C(ssl_engine), embedded Perl, njs).
   - On the live host it also checks the module directories (present, not writable by
     anyone but root, sealed), the running workers (not root, not running code or
     configuration older than what is on disk).
@@ -68,13 +69,15 @@ options:
     description:
       - Run the rules that inspect module directories and files on this host
         (C(lua-module-dir-missing), C(lua-module-dir-writable), C(lua-module-file-writable),
-        C(lua-module-dir-not-sealed), and with O(check_processes) C(lua-stale-code-cache)).
+        C(lua-module-dir-not-sealed), C(lua-module-tls-verify-off), C(nginx-load-module-writable),
+        C(nginx-code-path-writable-by-worker), C(lua-path-in-service-environment), and with
+        O(check_processes) C(lua-stale-code-cache)).
     type: bool
     default: true
   check_processes:
     description:
-      - Run the rules that inspect running nginx workers (C(nginx-worker-root), and with
-        O(check_filesystem) C(lua-stale-code-cache)).
+      - Run the rules that inspect running nginx workers and their master (C(nginx-worker-root),
+        C(lua-path-in-master-environment), and with O(check_filesystem) C(lua-stale-code-cache)).
       - Workers are those of the master named in the pid file; when it cannot be read, all
         nginx worker processes on the host.
     type: bool

@@ -167,4 +167,3 @@ def test_what_refuses_tls_1_1_on_each_distro(host, legacy_nginx):
         assert "alert protocol version" not in log, log
     else:
         assert "tlsv1 alert protocol version" in log, log
-

@@ -270,6 +270,8 @@ RULE_CASES += [
          top="load_module /tmp/ngx_evil_module.so;\nuser www-data;"),
     case("load-module-dot-dot", {"nginx-load-module-outside-module-dir": 1},
          top="load_module /usr/lib/nginx/modules/../../../../tmp/evil.so;\nuser www-data;"),
+    case("load-module-relative-dot-dot-through-modules", {"nginx-load-module-outside-module-dir": 1},
+         prefix="/usr/share/nginx/", top="load_module modules/link/../evil.so;\nuser www-data;"),
     case("load-module-relative-outside-prefix-modules", {"nginx-load-module-outside-module-dir": 1},
          prefix="/usr/share/nginx/", top="load_module lib/evil.so;\nuser www-data;"),
     case("load-module-debian-relative-and-absolute", prefix="/usr/share/nginx/",
