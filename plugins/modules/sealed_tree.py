@@ -25,7 +25,7 @@ description:
     away and put another in its place), and a tree that contains devices, fifos, sockets or
     hard-linked files. Nothing is changed in either case.
   - With O(state=checked), changes nothing and fails unless each path (itself, everything
-    under it and every directory on the way to it) can be changed by root only: for
+    under it and every directory on the way to it) can be changed by root only, for
     directories that are searched but not sealed by this collection, such as extra Lua
     library roots.
 version_added: 0.1.0

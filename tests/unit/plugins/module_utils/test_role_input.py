@@ -190,3 +190,24 @@ def test_tasks_max_must_leave_room_for_every_worker():
     errors = errors_for(server_worker_processes="8", server_systemd_tasks_max="9")
     assert len(errors) == 1 and errors[0].startswith("server_systemd_tasks_max: '9' is below 10"), errors
     assert errors_for(server_worker_processes="8", server_systemd_tasks_max="10") == []
+
+
+@pytest.mark.parametrize("name,root,writable", [
+    ("server_lua_library_roots", "/var/lib/nginx", "/var/lib/nginx"),
+    ("server_lua_library_roots", "/var/lib/nginx/lua", "/var/lib/nginx"),
+    # A root above a writable path searches it too: require("nginx.x") finds /var/lib/nginx/x.lua.
+    ("server_lua_library_roots", "/var/lib", "/var/lib/nginx"),
+    ("server_lua_module_roots", "/var/log/nginx/lua", "/var/log/nginx"),
+])
+def test_search_paths_the_service_can_write_are_refused_by_name(name, root, writable):
+    """Item 8 of issue 12: a library root the service writes is refused before any change."""
+    values = dict(GOOD, **{name: [root], "server_writable_paths": ["/var/log/nginx", "/var/lib/nginx"]})
+    errors = server_input_errors(values)
+    assert any(e.startswith("%s[0]: %r is writable by the nginx service" % (name, root)) and writable in e
+               for e in errors), errors
+
+
+def test_search_paths_apart_from_the_service_paths_pass():
+    values = dict(GOOD, server_lua_library_roots=["/var/lib/nginx-lua", "/usr/local/share/lua/5.1"],
+                  server_writable_paths=["/var/log/nginx", "/var/lib/nginx"])
+    assert server_input_errors(values) == []
