@@ -277,6 +277,10 @@ def _seal_dir(fd, st, path, fixed):
         try:
             if deviation["action"] == "replace":
                 _replace_file(fd, name, src)
+            elif sst.st_nlink > 1:
+                # Linked from elsewhere since the check: chmod would reach the other name too.
+                deviation.update(kind="special", action="refuse",
+                                 reason=deviation["reason"] + "; has %d hard links" % sst.st_nlink)
             else:
                 _fix_fd(src, sst, "file")
         finally:
