@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Time sealed_tree.seal() on a drifted tree of regular files (needs root).
 
 Three cases on 50 directories of 100 files each: files root-owned with mode 0644 (repaired
