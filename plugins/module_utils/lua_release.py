@@ -8,6 +8,8 @@ Layout under an application root:
     <root>/releases/<id>/      one directory per release, written once, then sealed
     <root>/current -> releases/<id>    what lua_package_path loads (switched atomically)
     <root>/previous -> releases/<id>   what a rollback goes back to
+    <root>/.deploy.lock                one deploy at a time (flock), root:root 0444
+    <root>/releases/.partial-<id>-<pid>/   a build in progress, flock'ed by its builder
 
 The digest of a source tree is the SHA-256 of `sha256sum`-style lines ("<hex>  <path>\\n"),
 one per regular file, sorted by path (byte order). The same function runs on the controller
@@ -21,7 +23,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import os
 import re
@@ -36,6 +40,8 @@ RELEASES = "releases"
 CURRENT = "current"
 PREVIOUS = "previous"
 PARTIAL_PREFIX = ".partial-"
+LOCK_FILE = ".deploy.lock"
+LOCK_POLL = 0.1
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -406,6 +412,81 @@ def release_module_source(release):
             'return _M\n' % release)
 
 
+def _try_flock(fd):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+
+
+@contextlib.contextmanager
+def deploy_lock(root, timeout):
+    """Hold the deploy lock of an application root: one build, switch or prune at a time.
+
+    The lock is flock(2) on <root>/LOCK_FILE, a root-owned (the caller's uid) 0444 regular
+    file opened without following links, so the sealed-tree rules accept it. A second
+    deploy waits up to `timeout` seconds, then raises ReleaseError naming the holder. The
+    kernel drops the lock when its holder dies, so an interrupted run never blocks the next.
+    """
+    path = os.path.join(root, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o444)
+    except OSError as exc:
+        raise ReleaseError("cannot open the deploy lock %s: %s (it must be a regular file owned by root)"
+                           % (path, exc.strerror))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise ReleaseError("the deploy lock %s is not a regular file owned by uid %d; refusing to use it"
+                               % (path, os.geteuid()))
+        if st.st_gid != os.getegid() or stat.S_IMODE(st.st_mode) != 0o444:
+            os.fchown(fd, os.geteuid(), os.getegid())
+            os.fchmod(fd, 0o444)
+        began = time.monotonic()
+        while not _try_flock(fd):
+            waited = time.monotonic() - began
+            if waited >= timeout:
+                raise ReleaseError("another deploy of %s holds the lock %s (%s); waited %.1fs, giving up: "
+                                   "run one deploy per host at a time, or raise lock_timeout"
+                                   % (root, path, _lock_holders(st) or "holder unknown", timeout))
+            time.sleep(min(LOCK_POLL, max(timeout - waited, 0.01)))
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_holders(st):
+    """"pid N, ..." of the processes holding flock locks on the inode st, from /proc/locks."""
+    pids = []
+    try:
+        with open("/proc/locks") as handle:
+            for line in handle:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+                if len(fields) >= 6 and fields[1] == "FLOCK":
+                    dev_ino = fields[5].split(":")
+                    if len(dev_ino) == 3 and dev_ino[2] == str(st.st_ino):
+                        pids.append(fields[4])
+    except (IOError, OSError):
+        return ""
+    return ", ".join("pid %s" % pid for pid in pids)
+
+
+def _partial_in_use(base, name):
+    """A build holds an flock on its partial directory for as long as it runs."""
+    try:
+        fd = os.open(os.path.join(base, name), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        return not _try_flock(fd)
+    finally:
+        os.close(fd)
+
+
 def remove_tree(path):
     """Remove a (possibly sealed) tree: directories are made writable first."""
     if not os.path.lexists(path):
@@ -445,10 +526,14 @@ def build(root, release, digest, src, run, luajit, luacheck=None, luacheck_confi
     partial = os.path.join(_releases_dir(root), "%s%s-%d" % (PARTIAL_PREFIX, release, os.getpid()))
     remove_tree(partial)
     os.mkdir(partial, 0o700)
+    # Held until the partial is renamed or removed: prune() leaves a locked partial alone.
+    guard = os.open(partial, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
+        fcntl.flock(guard, fcntl.LOCK_EX)
         _copy_tree(src, partial, files)
+        module_source = release_module_source(release)
         with open(os.path.join(partial, RELEASE_MODULE), "w") as handle:
-            handle.write(release_module_source(release))
+            handle.write(module_source)
         if seal is not None:
             seal(partial)
         lua_files = sorted([f["path"] for f in files if f["path"].endswith(".lua")] + [RELEASE_MODULE])
@@ -456,11 +541,27 @@ def build(root, release, digest, src, run, luajit, luacheck=None, luacheck_confi
         if problems:
             remove_tree(partial)
             return {"files": files, "problems": problems}
+        _check_built(partial, release, digest, module_source)
+        if os.path.lexists(final):
+            raise ReleaseError("%s appeared while release %s was built; refusing to replace it" % (final, release))
         os.rename(partial, final)
     except BaseException:
         remove_tree(partial)
         raise
+    finally:
+        os.close(guard)
     return {"files": files, "problems": []}
+
+
+def _check_built(partial, release, digest, module_source):
+    """Right before publishing: the built tree is exactly the checked source plus the module."""
+    built = tree_files(partial, exclude=(RELEASE_MODULE,))
+    got = digest_of(built)
+    with open(os.path.join(partial, RELEASE_MODULE)) as handle:
+        module_ok = handle.read() == module_source
+    if got != digest or not module_ok:
+        raise ReleaseError("release %s changed while it was built (digest %s, not %s%s); not published"
+                           % (release, got, digest, "" if module_ok else ", %s differs" % RELEASE_MODULE))
 
 
 def switch(root, release, previous=None, check_mode=False):
@@ -514,7 +615,8 @@ def list_releases(root):
 def prune(root, keep, check_mode=False):
     """Remove all but the `keep` most recent releases, never current or previous.
 
-    Leftover partial directories from interrupted builds go too. Returns the removed names.
+    Leftover partial directories from interrupted builds go too, but never one whose build
+    is still running (it holds an flock on it). Returns the removed names.
     """
     if keep < 2:
         raise ReleaseError("keep must be at least 2 (the live release and the previous one), got %r" % keep)
@@ -528,7 +630,8 @@ def prune(root, keep, check_mode=False):
             kept.append(name)
     removed = [name for name in releases if name not in kept]
     base = _releases_dir(root)
-    removed += sorted(n for n in os.listdir(base) if n.startswith(PARTIAL_PREFIX))
+    removed += sorted(n for n in os.listdir(base)
+                      if n.startswith(PARTIAL_PREFIX) and not _partial_in_use(base, n))
     if not check_mode:
         for name in removed:
             remove_tree(os.path.join(base, name))

@@ -743,6 +743,13 @@ def lua_module_dir_writable(facts):
             yield from ancestors(real)
         for path, st in facts.tree(root.path):
             if stat.S_ISLNK(st.st_mode):
+                # Every hop: a link whose next link lives in a writable directory can be
+                # re-pointed by whoever writes there (the repair removes links that leave).
+                if path != root.path:
+                    try:
+                        yield from ancestors(path)
+                    except OSError:
+                        pass
                 try:
                     st = os.stat(path)
                 except OSError:
@@ -803,16 +810,11 @@ def nginx_worker_root(facts):
 
 
 def _symlinks_along(path):
-    """path and its ancestors that are symlinks (a release switch changes one of them)."""
-    found = []
-    current = os.path.abspath(path)
-    while True:
-        if os.path.islink(current):
-            found.append(current)
-        parent = os.path.dirname(current)
-        if parent == current:
-            return found
-        current = parent
+    """Every symlink a lookup of path follows, however deep (a release switch changes one)."""
+    try:
+        return sealed_tree.resolution(path)["links"]
+    except OSError:
+        return []
 
 
 @rule("lua-stale-code-cache", HIGH, "code or configuration changed after the workers started",
@@ -840,7 +842,7 @@ def lua_stale_code_cache(facts):
             if path == root.path:
                 continue
             if stat.S_ISLNK(st.st_mode):
-                candidates.append((path, st, "symlink"))
+                add_symlinks(path)
                 try:
                     st = os.stat(path)
                 except OSError:

@@ -246,6 +246,39 @@ def _metrics_errors(values):
     return errors
 
 
+def _overlaps(a, b):
+    """One of the two directories is the other or lies below it."""
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _service_writable_root_errors(values):
+    """Search-path roots that overlap a path the service may write (ReadWritePaths).
+
+    server_writable_paths is the flavour's writable_paths (known once its layout is loaded).
+    A root below such a path can be written by the workers; a root above one searches it
+    (require("nginx.x") would load <root>/nginx/x.lua). Ownership on the host is checked by
+    sealed_tree (state=checked) before anything changes.
+    """
+    writable = values.get("server_writable_paths") or []
+    if not isinstance(writable, list):
+        return []
+    errors = []
+    for list_name in ("server_lua_module_roots", "server_lua_app_roots", "server_lua_library_roots"):
+        roots = values.get(list_name) or []
+        if not isinstance(roots, list):
+            continue
+        for index, root in enumerate(roots):
+            if not isinstance(root, str):
+                continue
+            hits = [w for w in writable if isinstance(w, str) and w.startswith("/") and _overlaps(root, w)]
+            if hits:
+                errors.append("%s[%d]: %r is writable by the nginx service (ReadWritePaths %s); a Lua "
+                              "search path must be writable by root only"
+                              % (list_name, index, root, " ".join(hits)))
+    return errors
+
+
 def server_input_errors(values):
     """Check the `server` role's variables (a dict of name -> value). Return messages."""
     errors = []
@@ -263,6 +296,7 @@ def server_input_errors(values):
             continue
         for index, root in enumerate(roots):
             errors.extend(absolute_dir_errors("%s[%d]" % (list_name, index), root))
+    errors.extend(_service_writable_root_errors(values))
     if "server_lua_module_roots" in values and not values["server_lua_module_roots"]:
         errors.append("server_lua_module_roots: %r is empty; the role installs its Lua helpers "
                       "in the first root" % (values["server_lua_module_roots"],))

@@ -4,20 +4,40 @@
 """What "sealed" means for a Lua module root, checked and enforced in one place.
 
 A sealed tree is owned by root:root throughout, its directories are 0555 and its regular
-files 0444. Symlinks are allowed (release layouts use them) but never followed while
-walking, and must be owned by root. Anything else (devices, fifos, sockets) is a deviation
-that sealing does not fix. Plain functions, standard library only.
+files 0444. Symlinks are allowed (release layouts use them) when every hop of their
+resolution stays inside the tree; they are never followed while walking or repairing and
+must be owned by root. Anything else (devices, fifos, sockets, regular files with more than
+one name) is a deviation that sealing refuses to fix. Plain functions, standard library only.
+
+The worker user may have had write access to a drifted tree, and may race the repair.
+Repairs therefore go through file descriptors: every directory is opened with
+O_DIRECTORY|O_NOFOLLOW relative to its parent's descriptor, compared (st_dev, st_ino) with
+what was checked, and sealed (fchown, fchmod) before its entries are read, so that nothing
+in it can be renamed or swapped any more. A file that someone other than root could write
+is replaced by a fresh copy (a new inode) instead of chmodded: a write handle opened while
+the tree had drifted keeps pointing at the old, unlinked inode.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import errno
 import os
 import stat
 
 SEALED_DIR_MODE = 0o555
 SEALED_FILE_MODE = 0o444
+# Same bound as the kernel's for nested symlinks in one lookup (MAXSYMLINKS).
+MAX_SYMLINK_HOPS = 40
+_COPY_CHUNK = 1024 * 1024
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class SealError(Exception):
+    """The tree changed under the repair in a way that sealing cannot have caused."""
 
 
 def _kind(st):
@@ -34,19 +54,35 @@ def _wanted_mode(kind):
     return {"directory": SEALED_DIR_MODE, "file": SEALED_FILE_MODE}.get(kind)
 
 
-def _entry_deviation(path, st):
+def _writable_by_others(st):
+    """Someone other than root can change this inode (its owner, or a group/other bit)."""
+    return st.st_uid != 0 or bool(stat.S_IMODE(st.st_mode) & 0o022)
+
+
+def _entry_deviation(path, st, leaves=None):
     kind = _kind(st)
     mode = stat.S_IMODE(st.st_mode)
     reasons = []
+    action = "repair"
     if st.st_uid != 0 or st.st_gid != 0:
         reasons.append("owned by %d:%d, not root:root" % (st.st_uid, st.st_gid))
     wanted = _wanted_mode(kind)
     if kind == "special":
         reasons.append("not a regular file, directory or symlink")
+        action = "refuse"
     elif wanted is not None and mode != wanted:
         reasons.append("mode %04o, not %04o" % (mode, wanted))
+    if leaves:
+        reasons.append("symlink leaves the tree (%s)" % leaves)
+        action = "remove"
     if not reasons:
         return None
+    if kind == "file" and st.st_nlink > 1:
+        # chmod would change the other names too, and a copy would publish their content.
+        reasons.append("has %d hard links" % st.st_nlink)
+        kind, action = "special", "refuse"
+    elif kind == "file" and _writable_by_others(st):
+        action = "replace"
     return {
         "path": path,
         "kind": kind,
@@ -54,8 +90,80 @@ def _entry_deviation(path, st):
         "uid": st.st_uid,
         "gid": st.st_gid,
         "reason": "; ".join(reasons),
+        "action": action,
     }
 
+
+# -- path resolution, hop by hop -----------------------------------------------------------
+
+def resolution(path):
+    """Follow a lookup of path the way the kernel does, one component at a time.
+
+    Returns dict(dirs, links, resolved, missing): every directory the lookup passes through
+    (the final one included, in order, once each), every symlink it follows (the hops,
+    however deep: a link reached through another link's target is a hop too), the path it
+    resolves to, and the part that does not exist (empty when it all exists). Raises OSError
+    (ELOOP) after MAX_SYMLINK_HOPS links.
+    """
+    pending = [part for part in reversed(os.path.abspath(path).split("/")) if part]
+    current = "/"
+    dirs, links = ["/"], []
+    while pending:
+        name = pending.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        try:
+            st = os.lstat(candidate)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise
+            missing = "/".join([name] + list(reversed(pending)))
+            return {"dirs": dirs, "links": links, "resolved": os.path.join(current, missing), "missing": missing}
+        if stat.S_ISLNK(st.st_mode):
+            links.append(candidate)
+            if len(links) > MAX_SYMLINK_HOPS:
+                raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = "/"
+            pending.extend(part for part in reversed(target.split("/")) if part)
+            continue
+        current = candidate
+        if stat.S_ISDIR(st.st_mode) and current not in dirs:
+            dirs.append(current)
+    return {"dirs": dirs, "links": links, "resolved": current, "missing": ""}
+
+
+def _inside(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def link_escape(link, top):
+    """Why the symlink `link` inside the tree `top` leads out of it, or None.
+
+    top is the tree's resolved path. Every hop must lie inside the tree and the lookup may
+    only pass through the tree and its ancestors (which the ancestor check covers).
+    """
+    try:
+        found = resolution(link)
+    except OSError as exc:
+        return "lookup fails: %s" % exc.strerror
+    for hop in found["links"]:
+        if not _inside(hop, top):
+            return "through %s, outside %s" % (hop, top)
+    for directory in found["dirs"]:
+        if not (_inside(directory, top) or _inside(top, directory)):
+            return "through %s, outside %s" % (directory, top)
+    if not _inside(found["resolved"], top):
+        return "-> %s, outside %s" % (found["resolved"], top)
+    return None
+
+
+# -- reading -------------------------------------------------------------------------------
 
 def walk(root):
     """Yield (path, lstat) for root and everything under it, never following symlinks.
@@ -74,61 +182,227 @@ def walk(root):
 
 
 def find_deviations(root):
-    """Return a list of deviation dicts (path, kind, mode, uid, gid, reason) under root.
+    """Return a list of deviation dicts (path, kind, mode, uid, gid, reason, action).
 
-    Raises OSError when root does not exist.
+    action says what seal() does: repair (chown/chmod), replace (a fresh copy of a file
+    someone else could write), remove (a symlink that leaves the tree) or refuse (special
+    files and hard-linked files, left for the operator). Raises OSError when root does not
+    exist.
     """
+    top = os.path.realpath(root)
     found = []
     for path, st in walk(root):
-        deviation = _entry_deviation(path, st)
+        leaves = None
+        if stat.S_ISLNK(st.st_mode):
+            leaves = link_escape(os.path.join(top, os.path.relpath(path, root)), top)
+        deviation = _entry_deviation(path, st, leaves)
         if deviation:
             found.append(deviation)
     return found
 
 
+# -- repairing -----------------------------------------------------------------------------
+
+def _same(a, b):
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _open_checked(name, dir_fd, flags, expected):
+    fd = os.open(name, flags, dir_fd=dir_fd)
+    st = os.fstat(fd)
+    if not _same(st, expected):
+        os.close(fd)
+        raise SealError("%s changed between the check and the repair" % name)
+    return fd, st
+
+
+def _fix_fd(fd, st, kind):
+    if st.st_uid != 0 or st.st_gid != 0:
+        os.fchown(fd, 0, 0)
+    os.fchmod(fd, _wanted_mode(kind))
+
+
+def _replace_file(dir_fd, name, src_fd):
+    """Write a fresh root-owned 0444 copy of src_fd next to name and rename it over name."""
+    tmp = ".sealed-%s-%s" % (os.getpid(), os.urandom(6).hex())
+    out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                  0o600, dir_fd=dir_fd)
+    try:
+        os.lseek(src_fd, 0, os.SEEK_SET)
+        while True:
+            block = os.read(src_fd, _COPY_CHUNK)
+            if not block:
+                break
+            while block:
+                block = block[os.write(out, block):]
+        os.fchown(out, 0, 0)
+        os.fchmod(out, SEALED_FILE_MODE)
+        os.fsync(out)
+    except BaseException:
+        os.close(out)
+        os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    os.close(out)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def _seal_dir(fd, st, path, fixed):
+    """Seal the open directory fd (lstat st), then everything in it."""
+    deviation = _entry_deviation(path, st)
+    if deviation:
+        # Sealed first: from here on nobody but root can add, rename or remove its entries.
+        _fix_fd(fd, st, "directory")
+        fixed.append(deviation)
+    for name in sorted(os.listdir(fd)):
+        entry = os.path.join(path, name)
+        est = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        kind = _kind(est)
+        if kind == "directory":
+            child, cst = _open_checked(name, fd, _DIR_FLAGS, est)
+            try:
+                _seal_dir(child, cst, entry, fixed)
+            finally:
+                os.close(child)
+            continue
+        deviation = _entry_deviation(entry, est)
+        if not deviation:
+            continue
+        fixed.append(deviation)
+        if deviation["action"] == "refuse":
+            continue
+        if kind == "symlink":
+            os.chown(name, 0, 0, dir_fd=fd, follow_symlinks=False)
+            continue
+        src, sst = _open_checked(name, fd, _FILE_FLAGS, est)
+        try:
+            if deviation["action"] == "replace":
+                _replace_file(fd, name, src)
+            elif sst.st_nlink > 1:
+                # Linked from elsewhere since the check: chmod would reach the other name too.
+                deviation.update(kind="special", action="refuse",
+                                 reason=deviation["reason"] + "; has %d hard links" % sst.st_nlink)
+            else:
+                _fix_fd(src, sst, "file")
+        finally:
+            os.close(src)
+
+
+def _remove_links(fd, path, doomed, removed):
+    """Unlink, through descriptors, the symlinks in doomed (path -> deviation)."""
+    for name in sorted(os.listdir(fd)):
+        entry = os.path.join(path, name)
+        est = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        if stat.S_ISDIR(est.st_mode):
+            child, dummy = _open_checked(name, fd, _DIR_FLAGS, est)
+            try:
+                _remove_links(child, entry, doomed, removed)
+            finally:
+                os.close(child)
+        elif stat.S_ISLNK(est.st_mode) and entry in doomed:
+            os.unlink(name, dir_fd=fd)
+            removed.append(doomed[entry])
+
+
 def seal(root, check_mode=False):
     """Bring root to the sealed state. Return the deviations that were (or would be) fixed.
 
-    Special files are reported but left alone: removing them is the operator's decision.
+    Special and hard-linked files are reported but left alone (action "refuse"): removing
+    them is the operator's decision. Raises SealError if the tree changes in a way the
+    repair cannot explain (it stops there; what was fixed stays fixed).
     """
+    if check_mode:
+        return find_deviations(root)
+    top = os.path.realpath(root)
+    # The root is followed when it is a symlink (as nginx follows it); its ancestors and
+    # every hop to it are the ancestor check's business (writable_ancestors).
+    fd = os.open(top, _DIR_FLAGS)
     fixed = []
-    for deviation in find_deviations(root):
-        if deviation["kind"] == "special":
-            fixed.append(deviation)
-            continue
-        if not check_mode:
-            path = deviation["path"]
-            if deviation["uid"] != 0 or deviation["gid"] != 0:
-                # The root is followed when it is a symlink (see walk()); entries below are not.
-                (os.chown if path == root else os.lchown)(path, 0, 0)
-            wanted = _wanted_mode(deviation["kind"])
-            if wanted is not None:
-                os.chmod(path, wanted)
-        fixed.append(deviation)
+    try:
+        st = os.fstat(fd)
+        _seal_dir(fd, st, root, fixed)
+        # Once every directory is sealed nothing but root can change a hop: only now is a
+        # link's resolution final. All are judged before any is removed, so that a link
+        # whose next hop leaves is not mistaken for a dangling one inside.
+        doomed = {}
+        for path, lst in walk(top):
+            if stat.S_ISLNK(lst.st_mode):
+                leaves = link_escape(path, top)
+                if leaves:
+                    doomed[path] = _entry_deviation(path, lst, leaves)
+        removed = []
+        _remove_links(fd, top, doomed, removed)
+    finally:
+        os.close(fd)
+    shown = {item["path"]: item for item in fixed}
+    for item in removed:
+        path = os.path.join(root, os.path.relpath(item["path"], top))
+        item["path"] = path
+        if path in shown:
+            shown[path].update(reason=item["reason"], action="remove")
+        else:
+            fixed.append(item)
     return fixed
 
 
-def writable_ancestors(path):
-    """Return the ancestors of path (root included) writable by non-root or owned by non-root.
+# -- ancestors -----------------------------------------------------------------------------
 
-    Each entry: dict(path, mode, uid, reason). A sealed tree under a writable parent can be
-    swapped out by renaming, so its ancestors matter as much as the tree itself.
+def _unsafe_reasons(st):
+    mode = stat.S_IMODE(st.st_mode)
+    reasons = []
+    if st.st_uid != 0:
+        reasons.append("owned by uid %d" % st.st_uid)
+    # A sticky, world-writable directory (like /tmp) still lets its users create entries.
+    if mode & 0o022:
+        reasons.append("writable by group or others (mode %04o)" % mode)
+    return reasons
+
+
+def writable_ancestors(path):
+    """Return the directories a lookup of path passes through that non-root can change.
+
+    That is every ancestor of path as written, of every symlink hop on the way and of the
+    resolved path (for a missing path: the nearest existing ancestor, resolved, and
+    everything above it), not the resolved path itself. Each entry: dict(path, mode, uid,
+    reason). A sealed tree under a writable parent can be swapped out by renaming, and a
+    link in a writable directory can be pointed elsewhere, so they matter as much as the
+    tree itself.
+    """
+    found = resolution(path)
+    dirs = found["dirs"]
+    if not found["missing"]:
+        dirs = [d for d in dirs if d != found["resolved"]]
+    result = []
+    for directory in dirs:
+        st = os.stat(directory)
+        reasons = _unsafe_reasons(st)
+        if reasons:
+            result.append({"path": directory, "mode": "%04o" % stat.S_IMODE(st.st_mode), "uid": st.st_uid,
+                           "reason": "; ".join(reasons)})
+    return result
+
+
+def changeable_by_others(root, limit=50000):
+    """What under root (root included) someone other than root can change.
+
+    For directories that are searched but not sealed here (library roots): directories and
+    regular files owned by non-root or writable by group or others, and symlinks whose
+    lookup passes through such a directory or ends at such a file. Each entry: dict(path,
+    reason). Stops after `limit` entries with a last entry saying so.
     """
     found = []
-    current = os.path.dirname(os.path.abspath(path))
-    while True:
-        st = os.stat(current)
-        mode = stat.S_IMODE(st.st_mode)
-        reasons = []
-        if st.st_uid != 0:
-            reasons.append("owned by uid %d" % st.st_uid)
-        # A sticky, world-writable directory (like /tmp) still lets its users create entries.
-        if mode & 0o022:
-            reasons.append("writable by group or others (mode %04o)" % mode)
-        if reasons:
-            found.append({"path": current, "mode": "%04o" % mode, "uid": st.st_uid, "reason": "; ".join(reasons)})
-        parent = os.path.dirname(current)
-        if parent == current:
+    for count, (path, st) in enumerate(walk(root)):
+        if count >= limit:
+            found.append({"path": root, "reason": "more than %d entries; not checked further" % limit})
             break
-        current = parent
+        if stat.S_ISLNK(st.st_mode):
+            hops = writable_ancestors(path) if path != root else []
+            for item in hops:
+                found.append({"path": path, "reason": "symlink through %s (%s)" % (item["path"], item["reason"])})
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+        reasons = _unsafe_reasons(st) if (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) else []
+        if reasons:
+            found.append({"path": path, "reason": "; ".join(reasons)})
     return found

@@ -29,6 +29,10 @@ description:
   - With O(state=pruned), removes all but the O(keep) most recent releases (built or made
     current most recently), never the current or previous one, and leftovers of
     interrupted builds.
+  - Builds, switches and prunes of one root never overlap; each takes the root's deploy lock
+    (flock on C(<root>/.deploy.lock), waiting at most O(lock_timeout) seconds). A prune never
+    removes the hidden directory of a build that is still running, and a build checks the
+    digest of the built tree again right before it publishes it. Check mode takes no lock.
   - Does not reload nginx. Reload with M(hardened.openresty.nginx_reload) after a switch;
     that is what makes every worker load the new code.
 version_added: 0.1.0
@@ -115,6 +119,12 @@ options:
       - With O(state=pruned), how many releases to keep (at least 2).
     type: int
     default: 5
+  lock_timeout:
+    description:
+      - Deploys of one root are serialised by a lock (C(<root>/.deploy.lock), flock). How many
+        seconds a second deploy waits for it before it fails, naming the holder.
+    type: int
+    default: 300
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -235,6 +245,7 @@ removed:
   sample: ["2.3.8"]
 """
 
+import contextlib
 import os
 import tempfile
 
@@ -248,6 +259,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     RELEASES,
     ReleaseError,
     build,
+    deploy_lock,
     describe,
     format_problem,
     inspect,
@@ -371,6 +383,7 @@ def main():
             luacheck_config=dict(type="str"),
             previous=dict(type="str"),
             keep=dict(type="int", default=5),
+            lock_timeout=dict(type="int", default=300),
         ),
         required_if=[
             ["state", "present", ["release", "digest"]],
@@ -390,20 +403,27 @@ def main():
         module.fail_json(msg="%s/%s is not a directory: apply hardened.openresty.server with %s in "
                              "server_lua_app_roots first" % (root, RELEASES, root), **result)
     try:
-        result["before"] = {"current": read_link(root, CURRENT), "previous": read_link(root, PREVIOUS)}
-        result["after"] = dict(result["before"])
-        result["releases"] = list_releases(root)
-        if params["state"] == "present":
-            _present(module, root, result)
-        elif params["state"] == "current":
-            _current(module, root, result)
-        else:
-            removed = prune(root, params["keep"], check_mode=module.check_mode)
-            result.update(changed=bool(removed), removed=removed,
-                          releases=[r for r in list_releases(root) if r not in removed])
-            module.exit_json(**result)
+        # Check mode changes nothing, the lock file included.
+        with (_no_lock() if module.check_mode else deploy_lock(root, params["lock_timeout"])):
+            result["before"] = {"current": read_link(root, CURRENT), "previous": read_link(root, PREVIOUS)}
+            result["after"] = dict(result["before"])
+            result["releases"] = list_releases(root)
+            if params["state"] == "present":
+                _present(module, root, result)
+            elif params["state"] == "current":
+                _current(module, root, result)
+            else:
+                removed = prune(root, params["keep"], check_mode=module.check_mode)
+                result.update(changed=bool(removed), removed=removed,
+                              releases=[r for r in list_releases(root) if r not in removed])
     except (ReleaseError, OSError) as exc:
         module.fail_json(msg=str(exc), **result)
+    module.exit_json(**result)
+
+
+@contextlib.contextmanager
+def _no_lock():
+    yield
 
 
 if __name__ == "__main__":

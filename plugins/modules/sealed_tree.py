@@ -12,12 +12,22 @@ module: sealed_tree
 short_description: Seal Lua module roots so that only root can change the code nginx loads
 description:
   - Makes each directory tree owned by root:root, its directories mode C(0555) and its
-    regular files C(0444). Symlinks are kept (and made root-owned), never followed inside
-    the tree.
-  - Repairs drift, such as a C(0777) directory or a file owned by C(www-data), on every run.
-  - Refuses a tree whose ancestors can be written by anyone but root (a writable parent
-    lets its owner rename the whole tree away and put another in its place), and a tree
-    that contains devices, fifos or sockets. Nothing is changed in either case.
+    regular files C(0444). Symlinks whose every hop stays inside the tree are kept (and made
+    root-owned), never followed.
+  - Repairs drift, such as a C(0777) directory or a file owned by C(www-data), on every run,
+    through file descriptors (each directory opened without following links and sealed
+    before its entries are read), so a worker racing the repair cannot redirect it.
+  - A file that anyone but root could write is replaced by a fresh root-owned copy (a new
+    inode), so a write handle opened while the tree had drifted cannot write into it.
+  - A symlink that leads out of the tree, directly or through a later hop, is removed.
+  - Refuses a tree whose ancestors, or the directories of any symlink on the way to it, can
+    be written by anyone but root (a writable parent lets its owner rename the whole tree
+    away and put another in its place), and a tree that contains devices, fifos, sockets or
+    hard-linked files. Nothing is changed in either case.
+  - With O(state=checked), changes nothing and fails unless each path (itself, everything
+    under it and every directory on the way to it) can be changed by root only, for
+    directories that are searched but not sealed by this collection, such as extra Lua
+    library roots.
 version_added: 0.1.0
 author:
   - hardened.openresty contributors (!UNKNOWN)
@@ -30,10 +40,16 @@ options:
     required: true
   state:
     description:
-      - C(sealed) is the only state.
+      - C(sealed) seals the trees; C(checked) only checks that nobody but root can change
+        them, and fails naming O(label) otherwise.
     type: str
-    choices: [sealed]
+    choices: [sealed, checked]
     default: sealed
+  label:
+    description:
+      - Name of the variable the paths come from, used at the start of every error message.
+    type: str
+    default: path
   create:
     description:
       - Create a missing root (mode C(0555)) and its missing parents (mode C(0755)), owned
@@ -62,6 +78,13 @@ EXAMPLES = r"""
     path:
       - /srv/lua/lib
       - /srv/lua/app
+  become: true
+
+- name: Refuse extra library roots that the worker user could change
+  hardened.openresty.sealed_tree:
+    path: /usr/local/share/lua/5.1
+    state: checked
+    label: server_lua_library_roots
   become: true
 
 - name: Report drift without fixing it
@@ -97,14 +120,24 @@ fixed:
     reason:
       description: What deviated.
       type: str
+    action:
+      description: C(repair) (chown/chmod), C(replace) (a fresh copy of a file someone else could
+        write), C(remove) (a symlink leading out of the tree) or C(refuse) (left alone).
+      type: str
   sample: [{path: /srv/lua/lib/app.lua, kind: file, mode: "0664", uid: 33, gid: 33,
-            reason: "owned by 33:33, not root:root; mode 0664, not 0444"}]
+            reason: "owned by 33:33, not root:root; mode 0664, not 0444", action: replace}]
 created:
   description: Directories that were (would be) created, parents first.
   returned: always
   type: list
   elements: str
   sample: [/srv/lua, /srv/lua/lib]
+missing:
+  description: With O(state=checked), the paths that do not exist (their ancestors were checked).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 """
 
 import os
@@ -114,6 +147,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import (
     SEALED_DIR_MODE,
     SEALED_FILE_MODE,
+    SealError,
+    changeable_by_others,
     find_deviations,
     seal,
     writable_ancestors,
@@ -130,53 +165,85 @@ def _missing_dirs(path):
     return missing, path
 
 
+def _refuse_writable_ancestors(module, path):
+    writable = writable_ancestors(path)
+    if writable:
+        module.fail_json(
+            msg="%s: %r is not sealed while a directory on the way to it can be changed by non-root: %s"
+            % (module.params["label"], path, "; ".join("%s (%s)" % (w["path"], w["reason"]) for w in writable)),
+            writable_ancestors=writable)
+
+
 def _check_root(module, path):
     """Refuse what sealing cannot fix; return the directories that must be created."""
+    label = module.params["label"]
     if not os.path.isabs(path) or os.path.normpath(path) == "/":
-        module.fail_json(msg="path %s: an absolute path below / is required" % path)
+        module.fail_json(msg="%s: %r: an absolute path below / is required" % (label, path))
     missing, existing = _missing_dirs(path)
     if missing and not module.params["create"]:
-        module.fail_json(msg="path %s does not exist (create is false)" % path)
+        module.fail_json(msg="%s: %r does not exist (create is false)" % (label, path))
     if missing and not os.path.isdir(existing):
-        module.fail_json(msg="path %s: %s exists and is not a directory" % (path, existing))
+        module.fail_json(msg="%s: %r: %s exists and is not a directory" % (label, path, existing))
     if not missing and not os.path.isdir(path):
-        module.fail_json(msg="path %s is not a directory" % path)
-    # writable_ancestors() starts at the parent of what it is given: for a missing root,
-    # check the nearest existing directory and everything above it.
-    probes = [os.path.join(existing, "_")] if missing else [path]
-    if not missing and os.path.realpath(path) != os.path.abspath(path):
-        probes.append(os.path.realpath(path))
-    for probe in probes:
-        writable = writable_ancestors(probe)
-        if writable:
-            module.fail_json(
-                msg="path %s is not sealed while an ancestor can be changed by non-root: %s"
-                % (path, "; ".join("%s (%s)" % (w["path"], w["reason"]) for w in writable)),
-                writable_ancestors=writable)
+        module.fail_json(msg="%s: %r is not a directory" % (label, path))
+    # Every directory a lookup passes through, symlink hops included; for a missing root,
+    # the nearest existing ancestor where it resolves to and everything above it.
+    _refuse_writable_ancestors(module, path)
     if not missing:
-        special = [d for d in find_deviations(path) if d["kind"] == "special"]
-        if special:
-            module.fail_json(msg="path %s contains entries that are not files, directories or symlinks: %s"
-                             % (path, ", ".join(d["path"] for d in special)), special=special)
+        refused = [d for d in find_deviations(path) if d["action"] == "refuse"]
+        if refused:
+            module.fail_json(msg="%s: %r contains entries that sealing does not fix: %s"
+                             % (label, path, "; ".join("%s (%s)" % (d["path"], d["reason"]) for d in refused)),
+                             special=refused)
     return missing
 
 
+def _check_only(module, path):
+    """state=checked: nothing on the way to path or under it may be changeable by non-root."""
+    label = module.params["label"]
+    if not os.path.isabs(path) or os.path.normpath(path) == "/":
+        module.fail_json(msg="%s: %r: an absolute path below / is required" % (label, path))
+    _refuse_writable_ancestors(module, path)
+    if not os.path.lexists(path):
+        return True
+    problems = changeable_by_others(path)
+    if problems:
+        module.fail_json(msg="%s: %r is writable by someone other than root: %s"
+                         % (label, path, "; ".join("%s (%s)" % (p["path"], p["reason"]) for p in problems)),
+                         writable=problems)
+    return False
+
+
 def _create(path, is_root):
-    os.mkdir(path)
-    os.chown(path, 0, 0)
-    os.chmod(path, SEALED_DIR_MODE if is_root else 0o755)
+    """mkdir through the parent's descriptor, then fchown/fchmod the new directory."""
+    parent = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        name = os.path.basename(path)
+        os.mkdir(name, 0o700, dir_fd=parent)
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        try:
+            os.fchown(fd, 0, 0)
+            os.fchmod(fd, SEALED_DIR_MODE if is_root else 0o755)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(parent)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="list", elements="path", required=True),
-            state=dict(type="str", choices=["sealed"], default="sealed"),
+            state=dict(type="str", choices=["sealed", "checked"], default="sealed"),
             create=dict(type="bool", default=True),
+            label=dict(type="str", default="path"),
         ),
         supports_check_mode=True,
     )
     roots = [os.path.normpath(p) for p in module.params["path"]]
+    if module.params["state"] == "checked":
+        missing = [root for root in roots if _check_only(module, root)]
+        module.exit_json(changed=False, fixed=[], created=[], missing=missing)
     # Every root is checked before any is changed.
     plans = [(root, _check_root(module, root)) for root in roots]
     created = []
@@ -191,16 +258,25 @@ def main():
             created.append(directory)
         if missing and module.check_mode:
             continue
-        fixed.extend(seal(root, check_mode=module.check_mode))
+        try:
+            fixed.extend(seal(root, check_mode=module.check_mode))
+        except (SealError, OSError) as exc:
+            module.fail_json(msg="%s: %r: sealing stopped: %s" % (module.params["label"], root, exc),
+                             fixed=fixed, created=created)
 
-    result = dict(changed=bool(created or fixed), fixed=fixed, created=created)
+    result = dict(changed=bool(created or fixed), fixed=fixed, created=created, missing=[])
     if module._diff and result["changed"]:
         before = ["%s absent" % d for d in created]
         after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]
         for item in fixed:
             before.append("%s %s %d:%d" % (item["path"], item["mode"], item["uid"], item["gid"]))
             wanted = _WANTED.get(item["kind"])
-            after.append("%s %s 0:0" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted))
+            if item["action"] == "remove":
+                after.append("%s absent" % item["path"])
+            elif item["action"] == "refuse":
+                after.append(before[-1])
+            else:
+                after.append("%s %s 0:0" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted))
         result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
     module.exit_json(**result)
 

@@ -5,9 +5,11 @@ __metaclass__ = type
 import hashlib
 import io
 import os
+import signal
 import stat
 import subprocess
 import tarfile
+import time
 
 import pytest
 
@@ -317,3 +319,128 @@ def test_prune_check_mode_and_minimum(root):
     assert sorted(os.listdir(str(root / "releases"))) == ["a", "b", "c"]
     with pytest.raises(lr.ReleaseError, match="at least 2"):
         lr.prune(str(root), 1)
+
+
+# --- concurrent deploys (item 7 of issue 12) ----------------------------------------------
+
+def _in_child(fn):
+    """Run fn() in a forked process; return its pid. The child's exit code says ok (0)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            fn()
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _exit_code(pid, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("child %d did not finish in %ds" % (pid, timeout))
+
+
+def _signalling_run(started, release_after):
+    """A run() for preflight that says it started (a file) and waits for a go (a file)."""
+    def run(argv, data=None, cwd=None):
+        open(started, "w").close()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(release_after) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return 0, "", ""
+    return run
+
+
+def _wait_for(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert time.monotonic() < deadline, "%s never appeared" % path
+        time.sleep(0.01)
+
+
+def test_a_prune_in_another_process_spares_a_live_build(root, source, tmp_path):
+    """A prune while another run builds: before, it deleted the build's partial directory."""
+    digest = lr.scan_source(str(source))["digest"]
+    started, go = str(tmp_path / "started"), str(tmp_path / "go")
+    builder = _in_child(lambda: lr.build(str(root), "r1", digest, str(source), _signalling_run(started, go),
+                                         "luajit", seal=no_seal))
+    _wait_for(started)
+    pruner = _in_child(lambda: lr.prune(str(root), 2))
+    assert _exit_code(pruner) == 0
+    open(go, "w").close()
+    assert _exit_code(builder) == 0, "the build failed: its partial directory was removed under it"
+    assert lr.inspect(str(root), "r1", digest)["matches"]
+
+
+def test_an_abandoned_partial_is_pruned(root):
+    (root / "releases" / ".partial-x-999999").mkdir()
+    assert lr.prune(str(root), 2) == [".partial-x-999999"]
+
+
+def test_a_tree_changed_during_the_build_is_not_published(root, source):
+    """The digest of the built tree is checked again right before the rename."""
+    digest = lr.scan_source(str(source))["digest"]
+
+    def tampering_run(argv, data=None, cwd=None):
+        with open(os.path.join(cwd, "app.lua"), "w") as handle:
+            handle.write("os.execute('id')\n")
+        return 0, "", ""
+    with pytest.raises(lr.ReleaseError, match="changed while it was built"):
+        lr.build(str(root), "r1", digest, str(source), tampering_run, "luajit", seal=no_seal)
+    assert os.listdir(str(root / "releases")) == []
+
+
+def test_a_second_deploy_waits_for_the_lock_then_fails_clearly(root, tmp_path):
+    held, done = str(tmp_path / "held"), str(tmp_path / "done")
+
+    def hold():
+        with lr.deploy_lock(str(root), timeout=5):
+            open(held, "w").close()
+            _wait_for(done)
+    holder = _in_child(hold)
+    _wait_for(held)
+    began = time.monotonic()
+    with pytest.raises(lr.ReleaseError, match=r"another deploy .* holds the lock .*waited 0\.3s"):
+        with lr.deploy_lock(str(root), timeout=0.3):
+            pass
+    assert time.monotonic() - began >= 0.3
+    open(done, "w").close()
+    assert _exit_code(holder) == 0
+    with lr.deploy_lock(str(root), timeout=5):
+        lock = os.lstat(str(root / lr.LOCK_FILE))
+        assert (lock.st_uid, stat.S_IMODE(lock.st_mode)) == (os.geteuid(), 0o444)
+
+
+def test_two_deploys_in_processes_never_overlap(root, tmp_path):
+    log = str(tmp_path / "log")
+
+    def deploy(name):
+        def run():
+            with lr.deploy_lock(str(root), timeout=10):
+                with open(log, "a") as handle:
+                    handle.write("%s in\n" % name)
+                time.sleep(0.2)
+                with open(log, "a") as handle:
+                    handle.write("%s out\n" % name)
+        return run
+    pids = [_in_child(deploy(n)) for n in ("a", "b", "c")]
+    assert [_exit_code(p) for p in pids] == [0, 0, 0]
+    lines = open(log).read().split("\n")[:-1]
+    assert all(lines[i].split()[0] == lines[i + 1].split()[0] and lines[i].endswith("in")
+               for i in range(0, len(lines), 2)), lines
+
+
+def test_a_lock_file_that_is_a_link_is_refused(root, tmp_path):
+    os.symlink(str(tmp_path / "elsewhere"), str(root / lr.LOCK_FILE))
+    with pytest.raises(lr.ReleaseError, match="lock"):
+        with lr.deploy_lock(str(root), timeout=1):
+            pass
+    assert not os.path.exists(str(tmp_path / "elsewhere"))

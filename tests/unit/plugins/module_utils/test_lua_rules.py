@@ -354,6 +354,18 @@ def test_symlinked_module_pointing_at_a_writable_file(host, tmp_path):
     assert [(f["rule"], f["file"]) for f in findings] == [("lua-module-file-writable", str(host / "lib" / "evil.lua"))]
 
 
+def test_every_hop_of_a_symlinked_module_is_checked(host):
+    """Item 2 of issue 12: a link whose second hop lives where the worker can re-point it."""
+    swappable = host / "www"
+    swappable.mkdir()
+    os.chmod(str(swappable), 0o777)
+    os.symlink(str(host / "lib" / "resty" / "util.lua"), str(swappable / "hop.lua"))
+    os.symlink(str(swappable / "hop.lua"), str(host / "lib" / "alias.lua"))
+    findings = host_findings(host_config(host))
+    assert [(f["rule"], f["file"]) for f in findings] == [("lua-module-dir-writable", str(swappable))]
+    assert str(host / "lib" / "alias.lua") in findings[0]["message"]
+
+
 def test_lua_file_target_outside_roots_is_checked_too(host):
     (host / "extra").mkdir()
     os.chmod(str(host / "extra"), 0o777)
@@ -406,6 +418,15 @@ def test_sealed_dirs(host):
         ("lua-module-dir-not-sealed", str(sealed / "sub" / "m.lua")),
     ]
     assert "mode 0644, not 0444" in findings[1]["message"]
+
+    # The rule and the repair (sealed_tree) agree on links: one that leaves is a deviation.
+    os.chmod(str(sealed / "sub" / "m.lua"), 0o444)
+    os.chmod(str(sealed), 0o755)
+    os.symlink(str(host / "lib" / "resty" / "util.lua"), str(sealed / "out.lua"))
+    os.chmod(str(sealed), 0o555)
+    findings = host_findings(config, sealed_dirs=[str(sealed)])
+    assert [(f["rule"], f["file"]) for f in findings] == [("lua-module-dir-not-sealed", str(sealed / "out.lua"))]
+    assert "leaves the tree" in findings[0]["message"]
 
 
 # -- host rules: processes --------------------------------------------------------------------
@@ -492,6 +513,19 @@ def test_release_switch_after_the_workers_started(aged_host):
     _age(host / "app" / "current", 10, time.time(), follow=False)
     findings, _warnings = stale(aged_host)
     assert findings == [("lua-stale-code-cache", str(host / "app" / "current"))]
+
+
+def test_second_hop_switched_after_the_workers_started(aged_host):
+    """The verifier follows every hop: re-pointing a link behind a link is a change too."""
+    config, host, processes = aged_host
+    (host / "links").mkdir()
+    os.symlink(str(host / "lib" / "resty" / "util.lua"), str(host / "links" / "hop.lua"))
+    os.symlink(str(host / "links" / "hop.lua"), str(host / "lib" / "alias.lua"))
+    now = time.time()
+    _age(host / "lib" / "alias.lua", 3600, now, follow=False)
+    _age(host / "links" / "hop.lua", 10, now, follow=False)
+    findings, _warnings = process_findings(config, processes, check_filesystem=True)
+    assert [(f["rule"], f["file"]) for f in findings] == [("lua-stale-code-cache", str(host / "links" / "hop.lua"))]
 
 
 def test_change_within_the_clock_slack_is_not_stale(aged_host):

@@ -204,3 +204,24 @@ def test_every_legacy_protocol_is_refused_by_name():
     errors = errors_for(server_lua_ssl_protocols="SSLv2 SSLv3 TLSv1 TLSv1.1 TLSv1.2")
     assert [e.split("allows ", 1)[1].split(",")[0] for e in errors] == ["SSLv2", "SSLv3", "TLSv1", "TLSv1.1"]
     assert all(e.startswith("server_lua_ssl_protocols: 'SSLv2 SSLv3 TLSv1 TLSv1.1 TLSv1.2'") for e in errors)
+
+
+@pytest.mark.parametrize("name,root,writable", [
+    ("server_lua_library_roots", "/var/lib/nginx", "/var/lib/nginx"),
+    ("server_lua_library_roots", "/var/lib/nginx/lua", "/var/lib/nginx"),
+    # A root above a writable path searches it too: require("nginx.x") finds /var/lib/nginx/x.lua.
+    ("server_lua_library_roots", "/var/lib", "/var/lib/nginx"),
+    ("server_lua_module_roots", "/var/log/nginx/lua", "/var/log/nginx"),
+])
+def test_search_paths_the_service_can_write_are_refused_by_name(name, root, writable):
+    """Item 8 of issue 12: a library root the service writes is refused before any change."""
+    values = dict(GOOD, **{name: [root], "server_writable_paths": ["/var/log/nginx", "/var/lib/nginx"]})
+    errors = server_input_errors(values)
+    assert any(e.startswith("%s[0]: %r is writable by the nginx service" % (name, root)) and writable in e
+               for e in errors), errors
+
+
+def test_search_paths_apart_from_the_service_paths_pass():
+    values = dict(GOOD, server_lua_library_roots=["/var/lib/nginx-lua", "/usr/local/share/lua/5.1"],
+                  server_writable_paths=["/var/log/nginx", "/var/lib/nginx"])
+    assert server_input_errors(values) == []

@@ -4,10 +4,16 @@ __metaclass__ = type
 
 import os
 import stat
+import time
 
 import pytest
 
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
+from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.worker_race import (
+    Worker,
+    remove,
+    shared_dir,
+)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ownership checks need root")
 
@@ -51,14 +57,49 @@ def test_drift_is_found_and_repaired(tree):
     assert sealed_tree.find_deviations(str(tree)) == []
 
 
-def test_symlinks_are_not_followed(tree, tmp_path):
+def test_links_inside_the_tree_are_kept_and_never_followed(tree):
+    os.chmod(str(tree / "pkg"), 0o777)
+    os.symlink("../app.lua", str(tree / "pkg" / "alias.lua"))
+    os.chmod(str(tree / "app.lua"), 0o644)
+    sealed_tree.seal(str(tree))
+    assert os.readlink(str(tree / "pkg" / "alias.lua")) == "../app.lua"
+    assert os.readlink(str(tree / "current")) == "pkg"
+    assert sealed_tree.find_deviations(str(tree)) == []
+
+
+def test_links_that_leave_the_tree_are_removed_whatever_the_hop(tree, tmp_path):
+    """Item 2 of issue 12: a link out of the tree, directly or through a later hop."""
     outside = tmp_path / "outside.lua"
     outside.write_text("return {}")
     os.chmod(str(outside), 0o666)
+    swappable = tmp_path / "swappable"
+    swappable.mkdir()
+    os.chown(str(swappable), 33, 33)
+    os.symlink(str(tree / "app.lua"), str(swappable / "hop"))
+    os.chmod(str(tree), 0o755)
+    os.chmod(str(tree / "pkg"), 0o755)
     os.symlink(str(outside), str(tree / "escape.lua"))
-    assert sealed_tree.find_deviations(str(tree)) == []
-    sealed_tree.seal(str(tree))
+    # First hop inside the tree, second hop out of it.
+    os.symlink("../../outside.lua", str(tree / "pkg" / "inner.lua"))
+    os.symlink("pkg/inner.lua", str(tree / "two_hops.lua"))
+    # Resolves into the tree, but through a link the worker can re-point.
+    os.symlink(str(swappable / "hop"), str(tree / "via_worker.lua"))
+    # '..' after a hop that went up: lexically inside, really outside.
+    os.symlink("..", str(tree / "pkg" / "up"))
+    os.symlink("pkg/up/../outside.lua", str(tree / "dotdot.lua"))
+    leaving = sorted(str(tree / n) for n in ("escape.lua", "pkg/inner.lua", "two_hops.lua", "via_worker.lua",
+                                             "dotdot.lua"))
+
+    reported = sealed_tree.find_deviations(str(tree))
+    fixed = sealed_tree.seal(str(tree))
+    for path in leaving:
+        assert not os.path.lexists(path), "%s still leaves the sealed tree" % path
+    assert sorted(d["path"] for d in reported if d["action"] == "remove") == leaving
+    assert sorted(d["path"] for d in fixed if d["action"] == "remove") == leaving
+    assert os.readlink(str(tree / "current")) == "pkg"
     assert mode(str(outside)) == 0o666
+    assert sealed_tree.find_deviations(str(tree)) == []
+    assert sealed_tree.seal(str(tree)) == []
 
 
 def test_special_files_are_reported_not_fixed(tree):
@@ -68,6 +109,171 @@ def test_special_files_are_reported_not_fixed(tree):
     found = sealed_tree.seal(str(tree))
     assert [d["kind"] for d in found] == ["special"]
     assert os.path.exists(str(tree / "pipe"))
+
+
+def test_hard_linked_files_are_refused_not_chmodded(tree, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("root only")
+    os.chmod(str(secret), 0o600)
+    os.chmod(str(tree), 0o755)
+    os.link(str(secret), str(tree / "linked.lua"))
+    os.chmod(str(tree), 0o555)
+    fixed = sealed_tree.seal(str(tree))
+    assert mode(str(secret)) == 0o600
+    assert [(d["path"], d["action"]) for d in fixed] == [(str(tree / "linked.lua"), "refuse")]
+
+
+def _drift(root, names):
+    remove(root)
+    os.mkdir(root)
+    os.chown(root, 33, 33)
+    os.chmod(root, 0o755)
+    for name in names:
+        path = os.path.join(root, name)
+        with open(path, "w") as handle:
+            handle.write("return {}")
+        os.chown(path, 33, 33)
+        os.chmod(path, 0o664)
+
+
+def _identity(path):
+    st = os.lstat(path)
+    return (st.st_ino, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+
+
+def test_a_racing_worker_never_changes_a_file_outside_the_tree():
+    """Item 1 of issue 12: the worker swaps its files for links to a root-only file while
+    the drifted tree is repaired; the root-only file keeps its owner and mode."""
+    base = shared_dir("seal-race-")
+    try:
+        secret = os.path.join(base, "secret")
+        with open(secret, "w") as handle:
+            handle.write("root only")
+        os.chmod(secret, 0o600)
+        before = _identity(secret)
+        root = os.path.join(base, "root")
+        os.mkdir(root)
+        # Drift after the worker's directory in walk order keeps a repair busy for a while.
+        busy = os.path.join(root, "zz")
+        os.mkdir(busy)
+        for i in range(1500):
+            with open(os.path.join(busy, "b%04d.lua" % i), "w") as handle:
+                handle.write("return {}")
+        attacked = os.path.join(root, "z")
+        names = ["m%02d.lua" % i for i in range(24)]
+
+        def swap(ready):
+            # Toggle every name between a regular file and a link to the secret.
+            ready()
+            stop = time.monotonic() + 3
+            denied = 0
+            for dummy in range(20000):
+                if time.monotonic() > stop or denied > 200:
+                    break
+                for name in names:
+                    path = os.path.join(attacked, name)
+                    try:
+                        os.symlink(secret, path + ".l")
+                        os.rename(path + ".l", path)
+                        with open(path + ".f", "w") as handle:
+                            handle.write("return {}")
+                        os.rename(path + ".f", path)
+                    except OSError:
+                        denied += 1
+            return 0
+
+        deadline = time.monotonic() + 30
+        rounds = 0
+        errors = []
+        while rounds < 20 and time.monotonic() < deadline:
+            rounds += 1
+            os.chmod(root, 0o755)
+            os.chmod(busy, 0o755)
+            for name in os.listdir(busy):
+                os.chmod(os.path.join(busy, name), 0o644)
+            _drift(attacked, names)
+            worker = Worker(swap)
+            try:
+                worker.wait_ready()
+                time.sleep(0.005 + 0.002 * (rounds % 5))
+                sealed_tree.seal(root)
+            except OSError as exc:
+                errors.append("round %d: %s" % (rounds, exc))
+            finally:
+                worker.stop()
+            assert _identity(secret) == before, "round %d: the secret's owner or mode changed" % rounds
+            if sealed_tree.find_deviations(root):
+                errors.append("round %d: the tree is not sealed" % rounds)
+        assert errors == [], "the repair failed under the race"
+    finally:
+        remove(base)
+
+
+def test_a_write_handle_opened_before_the_repair_cannot_write_the_sealed_file():
+    """Item 2 of issue 12: a file the worker could write is replaced, not chmodded."""
+    base = shared_dir("seal-handle-")
+    try:
+        root = os.path.join(base, "root")
+        _drift(root, ["app.lua"])
+        os.chown(root, 0, 0)
+        path = os.path.join(root, "app.lua")
+        go_read, go_write = os.pipe()
+
+        def keep_a_handle(ready):
+            fd = os.open(path, os.O_WRONLY)
+            ready()
+            os.read(go_read, 1)
+            os.pwrite(fd, b"os.execute('id')", 0)
+            return 0
+
+        worker = Worker(keep_a_handle)
+        worker.wait_ready()
+        old_inode = os.lstat(path).st_ino
+        fixed = sealed_tree.seal(root)
+        os.write(go_write, b"g")
+        assert worker.join() == 0, "the worker could not write through its handle"
+        with open(path) as handle:
+            assert handle.read() == "return {}", "the worker's handle wrote into the sealed file"
+        assert [(d["path"], d["action"]) for d in fixed if d["kind"] == "file"] == [(path, "replace")]
+        assert os.lstat(path).st_ino != old_inode
+        assert _identity(path)[1:] == (0, 0, 0o444)
+        assert sorted(os.listdir(root)) == ["app.lua"], "the temporary copy was left behind"
+    finally:
+        remove(base)
+
+
+def test_ancestors_of_a_missing_root_behind_a_symlinked_parent(tmp_path):
+    """Item 9 of issue 12: the resolved nearest existing ancestor, and every hop, count."""
+    worker_dir = tmp_path / "www"
+    (worker_dir / "sub").mkdir(parents=True)
+    os.chown(str(worker_dir), 33, 33)
+    os.symlink(str(worker_dir / "sub"), str(tmp_path / "link"))
+    paths = [w["path"] for w in sealed_tree.writable_ancestors(str(tmp_path / "link" / "lua" / "lib"))]
+    assert str(worker_dir) in paths
+
+
+def test_ancestors_of_every_hop_count(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    worker_dir = tmp_path / "www"
+    worker_dir.mkdir()
+    os.chown(str(worker_dir), 33, 33)
+    os.symlink(str(real), str(worker_dir / "hop"))
+    os.symlink(str(worker_dir / "hop"), str(tmp_path / "root"))
+    paths = [w["path"] for w in sealed_tree.writable_ancestors(str(tmp_path / "root"))]
+    assert str(worker_dir) in paths
+    assert str(real) not in paths, "the root itself is sealed, not refused"
+
+
+def test_resolution_follows_every_hop(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    os.symlink("a/b", str(tmp_path / "l1"))
+    os.symlink(str(tmp_path / "l1"), str(tmp_path / "l2"))
+    found = sealed_tree.resolution(str(tmp_path / "l2" / "missing" / "x"))
+    assert found["links"] == [str(tmp_path / "l2"), str(tmp_path / "l1")]
+    assert found["resolved"] == str(tmp_path / "a" / "b" / "missing" / "x")
+    assert found["missing"] == "missing/x"
+    assert os.path.realpath(str(tmp_path / "l2")) == sealed_tree.resolution(str(tmp_path / "l2"))["resolved"]
 
 
 def test_writable_ancestors(tmp_path):

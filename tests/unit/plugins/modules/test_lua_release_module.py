@@ -107,3 +107,36 @@ def test_root_without_releases_is_refused(run_module, tmp_path):
 def test_bad_release_id_is_refused(run_module, env):
     result = run_module(lua_release, dict(root=str(env["root"]), state="current", release="../etc"))
     assert result["failed"] and "is not a release id" in result["msg"]
+
+
+def test_a_second_deploy_fails_clearly_while_another_holds_the_lock(env, run_module, tmp_path):
+    """Item 7 of issue 12: deploys of one root are serialised; the waiter gives up, named."""
+    import time
+    from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import deploy_lock
+    held, done = tmp_path / "held", tmp_path / "done"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with deploy_lock(str(env["root"]), timeout=5):
+                held.touch()
+                deadline = time.monotonic() + 10
+                while not done.exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        finally:
+            os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while not held.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        result = run_module(lua_release, {"root": str(env["root"]), "state": "pruned", "lock_timeout": 1})
+        assert result["failed"]
+        assert "another deploy of %s holds the lock" % env["root"] in result["msg"]
+        assert "pid %d" % pid in result["msg"]
+        preview = run_module(lua_release, {"root": str(env["root"]), "state": "pruned", "lock_timeout": 1},
+                             check_mode=True)
+        assert not preview["failed"], "check mode waits for no lock"
+    finally:
+        done.touch()
+        os.waitpid(pid, 0)
+    assert run_module(lua_release, {"root": str(env["root"]), "state": "pruned"})["failed"] is False

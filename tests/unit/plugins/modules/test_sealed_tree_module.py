@@ -124,3 +124,72 @@ def test_every_root_is_checked_before_any_is_changed(base, run_module):
 def test_missing_root_without_create_fails(base, run_module):
     result = run_module(sealed_tree, {"path": str(base / "absent"), "create": False})
     assert result["failed"] and "does not exist" in result["msg"]
+
+
+def test_a_new_root_behind_a_symlinked_parent_is_refused(base, run_module):
+    """Item 9 of issue 12: the nearest existing ancestor is checked where it resolves to."""
+    worker_dir = base / "www"
+    (worker_dir / "sub").mkdir(parents=True)
+    os.chown(str(worker_dir), 33, 33)
+    os.symlink(str(worker_dir / "sub"), str(base / "link"))
+    root = base / "link" / "lua"
+    result = run_module(sealed_tree, {"path": str(root)})
+    assert not os.path.exists(str(worker_dir / "sub" / "lua")), "the root was created"
+    assert result["failed"] and str(worker_dir) in result["msg"]
+
+
+def test_checked_refuses_a_directory_the_worker_can_write_by_name(base, run_module):
+    """Item 8 of issue 12: a library root like /var/lib/nginx is refused, nothing changes."""
+    library = base / "var-lib-nginx"
+    library.mkdir()
+    os.chown(str(library), 33, 33)
+    result = run_module(sealed_tree, {"path": [str(library)], "state": "checked",
+                                      "label": "server_lua_library_roots"})
+    assert result["failed"]
+    assert result["msg"].startswith("server_lua_library_roots: %r is writable by" % str(library))
+    assert "owned by uid 33" in result["msg"]
+    assert owner_mode(library)[:2] == (33, 33), "checked changed the directory"
+
+
+def test_checked_looks_below_and_above(base, run_module):
+    library = base / "lib" / "lua"
+    (library / "resty").mkdir(parents=True)
+    (library / "resty" / "core.lua").write_text("return {}")
+    for path in (base / "lib", library, library / "resty"):
+        os.chmod(str(path), 0o755)
+    os.chmod(str(library / "resty" / "core.lua"), 0o644)
+    args = {"path": [str(library)], "state": "checked", "label": "server_lua_library_roots"}
+    assert run_module(sealed_tree, args) == {"changed": False, "failed": False, "fixed": [], "created": [],
+                                             "missing": []}
+
+    os.chmod(str(library / "resty" / "core.lua"), 0o666)
+    result = run_module(sealed_tree, args)
+    assert result["failed"] and str(library / "resty" / "core.lua") in result["msg"]
+    os.chmod(str(library / "resty" / "core.lua"), 0o644)
+
+    os.chmod(str(base / "lib"), 0o777)
+    result = run_module(sealed_tree, args)
+    assert result["failed"] and str(base / "lib") in result["msg"]
+    assert result["msg"].startswith("server_lua_library_roots: ")
+    os.chmod(str(base / "lib"), 0o755)
+
+    missing = {"path": [str(base / "lib" / "nothing")], "state": "checked"}
+    assert run_module(sealed_tree, missing)["missing"] == [str(base / "lib" / "nothing")]
+
+
+def test_a_link_out_of_the_root_is_removed_and_shown(base, run_module):
+    """Item 2 of issue 12: before, the link was only lchowned and a rerun said changed=false."""
+    root = base / "lib"
+    root.mkdir()
+    outside = base / "outside.lua"
+    outside.write_text("return {}")
+    os.symlink(str(outside), str(root / "escape.lua"))
+    os.chmod(str(root), 0o555)
+    preview = run_module(sealed_tree, {"path": str(root)}, check_mode=True, diff=True)
+    assert preview["changed"] and os.path.lexists(str(root / "escape.lua"))
+    assert "%s absent\n" % (root / "escape.lua") in preview["diff"]["after"]
+    result = run_module(sealed_tree, {"path": str(root)})
+    assert [(f["path"], f["action"]) for f in result["fixed"]] == [(str(root / "escape.lua"), "remove")]
+    assert not os.path.lexists(str(root / "escape.lua"))
+    assert outside.read_text() == "return {}"
+    assert run_module(sealed_tree, {"path": str(root)})["changed"] is False
