@@ -222,17 +222,27 @@ def _fix_fd(fd, st, kind):
     os.fchmod(fd, _wanted_mode(kind))
 
 
+def _chunks_of(src_fd):
+    os.lseek(src_fd, 0, os.SEEK_SET)
+    while True:
+        block = os.read(src_fd, _COPY_CHUNK)
+        if not block:
+            return
+        yield block
+
+
 def _replace_file(dir_fd, name, src_fd):
     """Write a fresh root-owned 0444 copy of src_fd next to name and rename it over name."""
+    _write_fresh(dir_fd, name, _chunks_of(src_fd))
+
+
+def _write_fresh(dir_fd, name, chunks):
+    """Write chunks into a new root-owned 0444 file next to name, then rename it over name."""
     tmp = ".sealed-%s-%s" % (os.getpid(), os.urandom(6).hex())
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                   0o600, dir_fd=dir_fd)
     try:
-        os.lseek(src_fd, 0, os.SEEK_SET)
-        while True:
-            block = os.read(src_fd, _COPY_CHUNK)
-            if not block:
-                break
+        for block in chunks:
             while block:
                 block = block[os.write(out, block):]
         os.fchown(out, 0, 0)
@@ -342,6 +352,95 @@ def seal(root, check_mode=False):
         else:
             fixed.append(item)
     return fixed
+
+
+def _file_bytes(dir_fd, name):
+    """The content of the regular, root-owned 0444 file name in dir_fd, or None."""
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_gid != 0
+                or stat.S_IMODE(st.st_mode) != SEALED_FILE_MODE or st.st_nlink != 1):
+            return None
+        return b"".join(_chunks_of(fd))
+    finally:
+        os.close(fd)
+
+
+def _check_name(name):
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        raise SealError("%r is not a plain file name" % name)
+
+
+def install_files(root, files, check_mode=False):
+    """Give the sealed directory root exactly these files (name -> bytes), root:root 0444.
+
+    A file whose content, owner, mode or link count differs is replaced by a fresh copy
+    written through the directory's descriptor and renamed over it (a new inode), never
+    written in place. Returns the names that were (or would be) installed.
+    """
+    for name in files:
+        _check_name(name)
+    fd = os.open(os.path.realpath(root), _DIR_FLAGS)
+    installed = []
+    try:
+        for name in sorted(files):
+            data = files[name]
+            if _file_bytes(fd, name) == data:
+                continue
+            installed.append(name)
+            if not check_mode:
+                existing = os.stat(name, dir_fd=fd, follow_symlinks=False) if name in os.listdir(fd) else None
+                if existing is not None and stat.S_ISDIR(existing.st_mode):
+                    raise SealError("%s/%s is a directory" % (root, name))
+                _write_fresh(fd, name, [data])
+    finally:
+        os.close(fd)
+    return installed
+
+
+def ensure_link(directory, name, target):
+    """Create the symlink directory/name -> target and the sealed directory it names, both
+    relative to directory, unless name exists (whatever it is). Returns True if created.
+
+    target is a relative path of plain names (for example releases/initial); every directory
+    on the way is opened without following links, so nothing is created outside directory.
+    """
+    _check_name(name)
+    parts = target.split("/")
+    for part in parts:
+        _check_name(part)
+    fd = os.open(os.path.realpath(directory), _DIR_FLAGS)
+    try:
+        try:
+            os.stat(name, dir_fd=fd, follow_symlinks=False)
+            return False
+        except FileNotFoundError:
+            pass
+        at = os.dup(fd)
+        try:
+            for index, part in enumerate(parts):
+                try:
+                    os.mkdir(part, 0o700, dir_fd=at)
+                    created = True
+                except FileExistsError:
+                    created = False
+                child = os.open(part, _DIR_FLAGS, dir_fd=at)
+                os.close(at)
+                at = child
+                if created:
+                    os.fchown(at, 0, 0)
+                    os.fchmod(at, SEALED_DIR_MODE if index == len(parts) - 1 else 0o755)
+        finally:
+            os.close(at)
+        os.symlink(target, name, dir_fd=fd)
+        os.chown(name, 0, 0, dir_fd=fd, follow_symlinks=False)
+        return True
+    finally:
+        os.close(fd)
 
 
 # -- ancestors -----------------------------------------------------------------------------

@@ -56,6 +56,23 @@ options:
         by root:root. When false, a missing root is an error.
     type: bool
     default: true
+  files:
+    description:
+      - Files to keep in the first O(path), file name to content, root:root C(0444).
+      - A file whose content, owner or mode differs is replaced by a fresh copy written
+        through the sealed directory's descriptor and renamed over it (a new inode).
+      - Lets one task seal the roots and ship small files into them, instead of a copy per file.
+    type: dict
+    default: {}
+  links:
+    description:
+      - Symlinks to create where nothing exists yet, absolute link path to relative target
+        (plain names inside the link's directory, such as C(releases/initial)); the sealed
+        directory the target names is created too. An existing path is never touched.
+      - The directory of each link must be one of O(path).
+      - Used for the C(current) link of a release root that has no release yet.
+    type: dict
+    default: {}
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
@@ -85,6 +102,15 @@ EXAMPLES = r"""
     path: /usr/local/share/lua/5.1
     state: checked
     label: server_lua_library_roots
+  become: true
+
+- name: Seal a module root, ship a helper into it and give a release root its first release
+  hardened.openresty.sealed_tree:
+    path: [/srv/lua/lib, /srv/lua/app, /srv/lua/app/releases]
+    files:
+      helper.lua: "{{ lookup('ansible.builtin.file', 'helper.lua') }}"
+    links:
+      /srv/lua/app/current: releases/initial
   become: true
 
 - name: Report drift without fixing it
@@ -132,6 +158,18 @@ created:
   type: list
   elements: str
   sample: [/srv/lua, /srv/lua/lib]
+installed:
+  description: Paths of O(files) that were (would be) written.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/lua/lib/hardened_guard.lua]
+linked:
+  description: Links of O(links) that were (would be) created.
+  returned: always
+  type: list
+  elements: str
+  sample: [/srv/lua/app/current]
 missing:
   description: With O(state=checked), the paths that do not exist (their ancestors were checked).
   returned: always
@@ -149,7 +187,9 @@ from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree imp
     SEALED_FILE_MODE,
     SealError,
     changeable_by_others,
+    ensure_link,
     find_deviations,
+    install_files,
     seal,
     writable_ancestors,
 )
@@ -230,6 +270,34 @@ def _create(path, is_root):
         os.close(parent)
 
 
+def _ship(module, roots, created):
+    """Install O(files) into the first root and create the missing O(links)."""
+    label = module.params["label"]
+    files = dict((name, content.encode("utf-8") if not isinstance(content, bytes) else content)
+                 for name, content in module.params["files"].items())
+    links = sorted((os.path.normpath(path), str(target)) for path, target in module.params["links"].items())
+    for path, dummy in links:
+        if not os.path.isabs(path) or os.path.dirname(path) not in roots:
+            module.fail_json(msg="%s: link %r is not directly inside one of the paths" % (label, path))
+    installed, linked = [], []
+    try:
+        if files:
+            if module.check_mode and roots[0] in created:
+                names = sorted(files)
+            else:
+                names = install_files(roots[0], files, check_mode=module.check_mode)
+            installed = [os.path.join(roots[0], name) for name in names]
+        for path, target in links:
+            if module.check_mode:
+                if not os.path.lexists(path):
+                    linked.append(path)
+            elif ensure_link(os.path.dirname(path), os.path.basename(path), target):
+                linked.append(path)
+    except (SealError, OSError) as exc:
+        module.fail_json(msg="%s: %s" % (label, exc), installed=installed, linked=linked, created=created)
+    return installed, linked
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -237,13 +305,15 @@ def main():
             state=dict(type="str", choices=["sealed", "checked"], default="sealed"),
             create=dict(type="bool", default=True),
             label=dict(type="str", default="path"),
+            files=dict(type="dict", default={}),
+            links=dict(type="dict", default={}),
         ),
         supports_check_mode=True,
     )
     roots = [os.path.normpath(p) for p in module.params["path"]]
     if module.params["state"] == "checked":
         missing = [root for root in roots if _check_only(module, root)]
-        module.exit_json(changed=False, fixed=[], created=[], missing=missing)
+        module.exit_json(changed=False, fixed=[], created=[], installed=[], linked=[], missing=missing)
     # Every root is checked before any is changed.
     plans = [(root, _check_root(module, root)) for root in roots]
     created = []
@@ -264,7 +334,9 @@ def main():
             module.fail_json(msg="%s: %r: sealing stopped: %s" % (module.params["label"], root, exc),
                              fixed=fixed, created=created)
 
-    result = dict(changed=bool(created or fixed), fixed=fixed, created=created, missing=[])
+    installed, linked = _ship(module, roots, created)
+    result = dict(changed=bool(created or fixed or installed or linked), fixed=fixed, created=created,
+                  installed=installed, linked=linked, missing=[])
     if module._diff and result["changed"]:
         before = ["%s absent" % d for d in created]
         after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]

@@ -160,7 +160,7 @@ def test_checked_looks_below_and_above(base, run_module):
     os.chmod(str(library / "resty" / "core.lua"), 0o644)
     args = {"path": [str(library)], "state": "checked", "label": "server_lua_library_roots"}
     assert run_module(sealed_tree, args) == {"changed": False, "failed": False, "fixed": [], "created": [],
-                                             "missing": []}
+                                             "installed": [], "linked": [], "missing": []}
 
     os.chmod(str(library / "resty" / "core.lua"), 0o666)
     result = run_module(sealed_tree, args)
@@ -193,3 +193,72 @@ def test_a_link_out_of_the_root_is_removed_and_shown(base, run_module):
     assert not os.path.lexists(str(root / "escape.lua"))
     assert outside.read_text() == "return {}"
     assert run_module(sealed_tree, {"path": str(root)})["changed"] is False
+
+
+def test_files_are_shipped_sealed_and_only_when_they_differ(base, run_module):
+    root = base / "lib"
+    args = {"path": [str(root)], "files": {"helper.lua": "return 1\n"}}
+    preview = run_module(sealed_tree, args, check_mode=True)
+    assert preview["installed"] == [str(root / "helper.lua")] and not root.exists()
+    result = run_module(sealed_tree, args)
+    assert result["changed"] and result["installed"] == [str(root / "helper.lua")]
+    assert (root / "helper.lua").read_text() == "return 1\n"
+    assert owner_mode(root / "helper.lua") == (0, 0, "0444")
+    again = run_module(sealed_tree, args)
+    assert again["changed"] is False and again["installed"] == []
+
+    inode = os.stat(str(root / "helper.lua")).st_ino
+    changed = run_module(sealed_tree, dict(args, files={"helper.lua": "return 2\n"}))
+    assert changed["installed"] == [str(root / "helper.lua")]
+    assert (root / "helper.lua").read_text() == "return 2\n"
+    # A fresh file renamed over the old one: a handle on the old inode cannot write into it.
+    assert os.stat(str(root / "helper.lua")).st_ino != inode
+
+
+def test_a_shipped_file_replaced_by_a_link_is_written_as_a_file_not_through_the_link(base, run_module):
+    root = base / "lib"
+    run_module(sealed_tree, {"path": [str(root)]})
+    outside = base / "outside.txt"
+    outside.write_text("keep")
+    os.chmod(str(root), 0o755)
+    os.symlink(str(outside), str(root / "helper.lua"))
+    os.chmod(str(root), 0o555)
+    result = run_module(sealed_tree, {"path": [str(root)], "files": {"helper.lua": "return 1\n"}})
+    assert result["installed"] == [str(root / "helper.lua")]
+    assert outside.read_text() == "keep"
+    assert not os.path.islink(str(root / "helper.lua"))
+    assert (root / "helper.lua").read_text() == "return 1\n"
+
+
+def test_a_file_name_with_a_slash_is_refused(base, run_module):
+    result = run_module(sealed_tree, {"path": [str(base / "lib")], "files": {"../evil.lua": "x"}})
+    assert result["failed"] and "not a plain file name" in result["msg"]
+    assert not (base / "evil.lua").exists()
+
+
+def test_a_missing_link_gets_a_sealed_target_and_an_existing_one_is_kept(base, run_module):
+    app = base / "app"
+    args = {"path": [str(app), str(app / "releases")],
+            "links": {str(app / "current"): "releases/initial"}}
+    preview = run_module(sealed_tree, args, check_mode=True)
+    assert preview["linked"] == [str(app / "current")] and not app.exists()
+    result = run_module(sealed_tree, args)
+    assert result["linked"] == [str(app / "current")]
+    assert os.readlink(str(app / "current")) == "releases/initial"
+    assert owner_mode(app / "releases" / "initial") == (0, 0, "0555")
+    assert os.lstat(str(app / "current")).st_uid == 0
+    assert run_module(sealed_tree, args)["changed"] is False
+
+    os.chmod(str(app), 0o755)
+    os.unlink(str(app / "current"))
+    os.symlink("releases/v2", str(app / "current"))
+    os.chmod(str(app), 0o555)
+    kept = run_module(sealed_tree, args)
+    assert kept["linked"] == [] and os.readlink(str(app / "current")) == "releases/v2"
+
+
+def test_a_link_outside_the_paths_is_refused(base, run_module):
+    result = run_module(sealed_tree, {"path": [str(base / "app")],
+                                      "links": {str(base / "other" / "current"): "x"}})
+    assert result["failed"]
+    assert "not directly inside one of the paths" in result["msg"]
