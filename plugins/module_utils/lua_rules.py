@@ -123,9 +123,10 @@ def make_policy(overrides=None):
             raise ValueError("policy %s: %s" % (key, exc))
     for key in _COUNT_KEYS:
         value = merged[key]
-        if isinstance(value, bool) or not str(value).isdigit():
+        number = None if isinstance(value, bool) else ngx_atoi(str(value))
+        if number is None:
             raise ValueError("policy %s: %r is not a whole number" % (key, value))
-        policy[key] = int(value)
+        policy[key] = number
     try:
         policy["dangerous_calls"] = validate_entries(merged["dangerous_calls"])
     except ValueError as exc:
