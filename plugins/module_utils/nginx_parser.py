@@ -159,11 +159,20 @@ def read_lua_block(text, pos, filename=None):
             opening = match.group(kind)
             close = "]" + opening[opening.index("[") + 1:-1] + "]"
             end = text.find(close, pos)
+            what = "string" if kind == _LUA_LONG else "comment"
             if end < 0:
-                what = "string" if kind == _LUA_LONG else "comment"
                 raise NginxParseError("unfinished Lua long %s" % what, filename,
                                       _line_at(text, match.start()))
             pos = end + len(close)
+            # lua-nginx-module looks for the closing bracket inside its 4096-byte buffer
+            # only: a longer long string or comment always fails (shorter ones may too,
+            # depending on where the buffer starts; not modelled).
+            if (pos - match.start() > _LONG_CHARS
+                    and len(text[match.start():pos].encode("utf-8", "replace")) > CONF_BUFFER):
+                raise NginxParseError("Lua code block missing the closing long bracket %r, the "
+                                      "inlined Lua code may be too long (Lua long %s of more "
+                                      "than %d bytes)" % (close, what, CONF_BUFFER), filename,
+                                      _line_at(text, match.start()))
 
 
 def _prepare_if_args(args):

@@ -499,3 +499,15 @@ def test_ambiguous_dump_is_a_high_finding_and_every_reading_is_checked():
             if f["rule"] in ("nginx-dump-ambiguous", "lua-code-cache-off")] == [
         ("nginx-dump-ambiguous", "/etc/nginx/nginx.conf", 3),
         ("lua-code-cache-off", "/etc/nginx/nginx.conf", 4)]
+
+
+def test_a_lua_long_string_longer_than_nginx_s_buffer_fails():
+    # the closing bracket must be inside lua-nginx-module's 4096-byte buffer
+    for size, fails in ((4000, False), (4100, True)):
+        text = "content_by_lua_block {\n local s = [[%s]]\n}\n" % ("x" * size)
+        if fails:
+            with pytest.raises(NginxParseError) as err:
+                parse_string(text)
+            assert "may be too long" in err.value.message and err.value.line == 2
+        else:
+            assert parse_string(text)[0].args[0].count("x") == size
