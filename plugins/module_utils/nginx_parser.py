@@ -243,7 +243,9 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None):
             words.append(_unescape(value) if "\\" in value else value)
             lines.append(line)
         elif kind == _COMMENT:
-            pass
+            # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
+            if pos - start >= _LONG_CHARS:
+                _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
         else:
             char = text[start]
             if char == ";":

@@ -356,6 +356,7 @@ def test_escape_difference_is_what_we_think(tmp_path):
 ])
 def test_a_token_must_fit_nginx_s_buffer(size, quoted, fails):
     # ngx_conf_read_token: NGX_CONF_BUFFER is 4096 bytes, the closing quote included
+    # (nginx 1.22.1 -t agrees on all four)
     token = "x" * size
     text = "set $a %s;\n" % ('"%s"' % token if quoted else token)
     if fails:
@@ -364,6 +365,18 @@ def test_a_token_must_fit_nginx_s_buffer(size, quoted, fails):
         assert "too long parameter" in err.value.message and err.value.line == 1
     else:
         assert parse_string(text)[0].args == ["$a", token]
+
+
+@pytest.mark.parametrize("size,fails", [(4095, False), (4096, True)])
+def test_a_comment_must_fit_nginx_s_buffer_too(size, fails):
+    # nginx 1.22.1: "#" + 4094 bytes passes nginx -t, "#" + 4095 is "too long parameter"
+    text = "#%s\nevents {}\n" % ("x" * (size - 1))
+    if fails:
+        with pytest.raises(NginxParseError) as err:
+            parse_string(text)
+        assert "too long parameter" in err.value.message
+    else:
+        assert [n.directive for n in parse_string(text)] == ["events"]
 
 
 def test_token_length_counts_bytes():
