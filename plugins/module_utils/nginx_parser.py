@@ -709,6 +709,8 @@ def _reading(lines, boundaries, main):
         if path not in opened:
             roots.append(path)
             opened.extend(_open_in_order(config, [path], read, expand))
+    if main in opened:
+        problem = problem or "%s is included by a file before it" % main
     roots.append(main)
     opened.extend(_open_in_order(config, [main], read, expand))
     config.roots = roots
@@ -746,6 +748,20 @@ def parse_dump(text, main=None):
     except NginxParseError as exc:
         config, problem, error = None, str(exc), exc
     fits = _other_readings(lines, markers, main, len(text))
+    if main is None and len(markers) > 1:
+        # Without the main file's name, a dump taken with -g (its files first) fits too.
+        for index in markers[1:]:
+            path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
+            try:
+                reading, later_problem = _reading(lines, markers, path)
+            except NginxParseError:
+                continue
+            if later_problem is None:
+                reading.dump_issues.append(
+                    ("no include reaches the files before %s: read as a dump taken with "
+                     "`nginx -T -g 'include ...'` (give the main file to decide)" % path,
+                     reading.roots[0], None))
+                fits.append((set(), reading))
     if not fits:
         if error is not None:
             raise error

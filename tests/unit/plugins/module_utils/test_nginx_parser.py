@@ -524,3 +524,15 @@ def test_a_lua_long_string_longer_than_nginx_s_buffer_fails():
             assert "may be too long" in err.value.message and err.value.line == 2
         else:
             assert parse_string(text)[0].args[0].count("x") == size
+
+
+def test_a_g_dump_without_the_main_file_name_is_read_both_ways_and_flagged():
+    dump = _dump(("/etc/nginx/g.conf", "worker_processes 1;"),
+                 ("/etc/nginx/nginx.conf", "http { include /etc/nginx/h.conf; }"),
+                 ("/etc/nginx/h.conf", "lua_code_cache off;"))
+    config = parse_dump(dump)
+    readings = [config] + config.alternatives
+    assert any(r.roots == ["/etc/nginx/g.conf", "/etc/nginx/nginx.conf"] for r in readings)
+    assert all(r.dump_issues for r in readings)
+    for reading in readings:
+        assert [c for n, c in reading.walk() if n.directive == "lua_code_cache"] == [("http",)]
