@@ -6,15 +6,18 @@
 The lexer follows ngx_conf_read_token(): words end at whitespace, ";" or "{" (but "${" does
 not open a block), "#" starts a comment only at the start of a word, a quoted string must be
 followed by whitespace, ";", "{" or ")", and backslash escapes are resolved as nginx
-resolves them. The body of a ``*_by_lua_block`` is read as Lua, like lua-nginx-module's own
-lexer: braces inside Lua strings, long strings (``[==[ ... ]==]``) and comments
-(``-- ...``, ``--[[ ... ]]``) never end the block. The body becomes the directive's last
-argument, verbatim.
+resolves them; a token (or comment) that does not fit nginx's 4096-byte buffer is an error.
+The body of a ``*_by_lua_block`` ends where lua-nginx-module's lexer (ngx_http_lua_lex)
+ends it: braces inside its short strings, long brackets and line comments do not count.
+The body becomes the directive's last argument, verbatim. Lines of data blocks (map, geo,
+types, split_clients, charset_map) are kept in the tree but are not directives: walk()
+skips them.
 
 The result is a tree of Directive objects shaped like crossplane's payload (directive,
-args, line, file, block). Includes are resolved against the files of an ``nginx -T`` dump or
-against the filesystem; NginxConfig.walk() then yields every directive with the context it
-has in nginx (an included file takes the context of its include site).
+args, line, file, block). Includes resolve with one resolver shaped like glob(3) (against
+the filesystem, or against the files of an ``nginx -T`` dump, which is split only where
+its include graph allows); NginxConfig.walk() then yields every directive with the
+context it has in nginx (an included file takes the context of its include site).
 
 Standard library only: this runs on targets.
 """
@@ -604,12 +607,12 @@ def glob_names(pattern, names):
     return glob_sorted(found)
 
 
-def resolve_include(pattern, exists=None):
+def resolve_include(pattern):
     """The files one include pattern (already joined to the conf prefix) names, for nginx.
 
     A pattern with "*", "?" or "[" goes through glob(3) and keeps regular files (in
-    glob's order); any other pattern names one file, which must exist (nginx fails
-    otherwise; exists=False entries are returned for the caller to report).
+    glob's order); any other pattern names one file, returned as is (nginx fails when it
+    cannot be read, and so does the caller).
     """
     if not has_magic(pattern):
         return [pattern]
