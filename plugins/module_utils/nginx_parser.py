@@ -129,27 +129,63 @@ def _line_at(text, pos):
     return text.count("\n", 0, pos) + 1
 
 
-def read_lua_block(text, pos, filename=None):
+def read_lua_block(text, pos, filename=None, buffer=None):
     """Read a Lua block body starting just after its "{"; return (body, end_pos).
 
-    The block ends where lua-nginx-module's lexer (ngx_http_lua_conf_lua_block_parse)
-    ends it. end_pos is just after the closing "}". Raises NginxParseError on an
-    unterminated long bracket or block.
+    The block ends where lua-nginx-module's lexer (ngx_http_lua_conf_lua_block_parse,
+    ngx_http_lua_conf_read_lua_token) ends it. end_pos is just after the closing "}".
+    Raises NginxParseError on an unterminated long bracket or block.
+
+    buffer, when given, is [last, size]: the file offset where nginx's 4096-byte
+    configuration buffer ends and the file's size (in bytes, which are the characters of
+    an ASCII file). The lexer then sees what lua-nginx-module sees: it matches only inside
+    the buffer (a string or comment cut by the buffer's end is not one), refills it as
+    lua-nginx-module does, and updates buffer[0].
     """
     depth = 1
-    start = pos
+    begin = pos
     search = _LUA_INTERESTING.search
     lex = _LUA_LEX.match
+    limit = len(text)
     while True:
-        candidate = search(text, pos)
-        if candidate is None:
-            raise NginxParseError(
-                "unexpected end of file, expecting terminating characters for lua code block",
-                filename, _line_at(text, start))
-        match = lex(text, candidate.start())
-        if match is None:
-            pos = candidate.start() + 1
-            continue
+        start = pos  # one ngx_http_lua_conf_read_lua_token call
+        while True:
+            if buffer is not None:
+                last, size = buffer
+                if pos >= last or (last - pos < CONF_BUFFER // 2 and last < size):
+                    if last >= size:
+                        raise NginxParseError(
+                            "unexpected end of file, expecting terminating characters for lua "
+                            "code block", filename, _line_at(text, begin))
+                    if last - start >= CONF_BUFFER:
+                        raise NginxParseError("too long lua code block, probably missing "
+                                              "terminating characters", filename,
+                                              _line_at(text, start))
+                    last = buffer[0] = min(size, start + CONF_BUFFER)
+                limit = last
+            match = None
+            scan = pos
+            while True:
+                candidate = search(text, scan, limit)
+                if candidate is None:
+                    break
+                match = lex(text, candidate.start(), limit)
+                if match is not None:
+                    break
+                scan = candidate.start() + 1
+            if match is not None:
+                break
+            if buffer is None or buffer[0] >= buffer[1]:
+                raise NginxParseError(
+                    "unexpected end of file, expecting terminating characters for lua code block",
+                    filename, _line_at(text, begin))
+            last, size = buffer
+            if last - pos >= CONF_BUFFER:
+                raise NginxParseError("too long lua code block, probably missing terminating "
+                                      "characters", filename, _line_at(text, start))
+            # no token in the buffer: lua-nginx-module keeps it but goes on after it
+            start, pos = pos, last
+            buffer[0] = min(size, start + CONF_BUFFER)
         kind = match.lastindex
         pos = match.end()
         if kind == _LUA_OPEN:
@@ -157,25 +193,51 @@ def read_lua_block(text, pos, filename=None):
         elif kind == _LUA_CLOSE:
             depth -= 1
             if depth == 0:
-                return text[start:pos - 1], pos
+                return text[begin:pos - 1], pos
         elif kind == _LUA_LONG or kind == _LUA_LONG_COMMENT:
             opening = match.group(kind)
             close = "]" + opening[opening.index("[") + 1:-1] + "]"
-            end = text.find(close, pos)
             what = "string" if kind == _LUA_LONG else "comment"
+            end = text.find(close, pos, limit)
             if end < 0:
-                raise NginxParseError("unfinished Lua long %s" % what, filename,
-                                      _line_at(text, match.start()))
+                if text.find(close, pos) < 0:
+                    raise NginxParseError("unfinished Lua long %s" % what, filename,
+                                          _line_at(text, match.start()))
+                if buffer is not None:
+                    raise NginxParseError("Lua code block missing the closing long bracket %r, "
+                                          "the inlined Lua code may be too long" % close,
+                                          filename, _line_at(text, match.start()))
+                end = text.find(close, pos)
             pos = end + len(close)
-            # lua-nginx-module looks for the closing bracket inside its 4096-byte buffer
-            # only: a longer long string or comment always fails (shorter ones may too,
-            # depending on where the buffer starts; not modelled).
-            if (pos - match.start() > _LONG_CHARS
+            # Without the buffer's position: a long bracket longer than the buffer always
+            # fails (shorter ones may too, depending on where the buffer starts).
+            if (buffer is None and pos - match.start() > _LONG_CHARS
                     and len(text[match.start():pos].encode("utf-8", "replace")) > CONF_BUFFER):
                 raise NginxParseError("Lua code block missing the closing long bracket %r, the "
                                       "inlined Lua code may be too long (Lua long %s of more "
                                       "than %d bytes)" % (close, what, CONF_BUFFER), filename,
                                       _line_at(text, match.start()))
+
+
+def _refill_start(refill, before, token, kind, previous, previous_start):
+    """Where ngx_conf_read_token's `start` is when it refills its buffer at offset refill.
+
+    before is where the current match (leading spaces, then the token at `token`) begins;
+    previous is the kind of the match before it and previous_start that token's start.
+    Returns the file offset the refilled buffer begins at.
+    """
+    if refill > token:  # inside the token: it is being read
+        return token + 1 if kind == _QUOTED else token
+    if refill == before:  # nothing of this match read yet: the previous token's state
+        if previous == _WORD or previous == _COMMENT:
+            return previous_start
+        if previous == _QUOTED:
+            return previous_start + 1
+        return refill  # after ";", "{", "}" or a Lua block: a new call starts here
+    if refill == before + 1 and (previous == _WORD or previous == _QUOTED):
+        # the space that ended the word (or followed the quote) keeps the token's start
+        return previous_start + (1 if previous == _QUOTED else 0)
+    return refill - 1
 
 
 def _prepare_if_args(args):
@@ -188,18 +250,30 @@ def _prepare_if_args(args):
         args[:] = args[start:end]
 
 
+def _is_ascii(text):
+    try:
+        text.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_length(value, limit, filename, line):
     """A token that does not fit in nginx's configuration buffer is an error, as in nginx."""
     if len(value.encode("utf-8", "replace")) >= limit:
         raise NginxParseError('too long parameter "%s..." started' % value[:10], filename, line)
 
 
-def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None):
+def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None):
     """Parse one file's text into a list of Directive. Raises NginxParseError.
 
     data is true for a file included inside a data block (map, geo, types, ...): its lines
     are data for nginx, so a "{" is an error there and any line may end with ";".
     includes, a list, receives (include directive, inside a data block) in file order.
+    size is the file's size when text holds more (a dump adds a newline to each file).
+
+    For an ASCII file the position of nginx's 4096-byte buffer is followed, so that each
+    Lua block is lexed with the buffer lua-nginx-module has (see read_lua_block).
     """
     root = []
     stack = []  # parent lists of the open blocks
@@ -214,6 +288,12 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None):
     end = len(text)
     match_token = _TOKEN.match
     count = text.count
+    # nginx's buffer: [last, file size]; None when offsets are not bytes (non-ASCII).
+    buffer = None
+    if _is_ascii(text):
+        buffer = [0, end if size is None else min(size, end)]
+        buffer[0] = min(buffer[1], CONF_BUFFER)
+    previous, previous_start = None, 0
     while pos < end:
         match = match_token(text, pos)
         if match is None:
@@ -229,6 +309,16 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None):
         start = match.start(kind)
         line += count("\n", counted, start)
         counted = start
+        if buffer is not None and match.end() > buffer[0] < buffer[1]:
+            before = pos
+            while buffer[0] < match.end() and buffer[0] < buffer[1]:
+                refill = buffer[0]
+                new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
+                                                        previous_start) + CONF_BUFFER)
+                if new_last <= refill:
+                    break  # a token too long for the buffer: reported below
+                buffer[0] = new_last
+        previous, previous_start = kind, start
         pos = match.end()
         if kind == _WORD:
             value = match.group(kind)
@@ -269,7 +359,8 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None):
                 if not words or data:
                     raise NginxParseError('unexpected "{"', filename, line)
                 if words[0].endswith(LUA_BLOCK_SUFFIX):
-                    body, pos = read_lua_block(text, pos, filename)
+                    body, pos = read_lua_block(text, pos, filename, buffer)
+                    previous = None  # the next read_token call starts after the block
                     words.append(body)
                     lines.append(line)
                     current.append(_statement(words, lines, filename))
@@ -357,7 +448,7 @@ class NginxConfig(object):
                     file_stack.pop()
 
 
-def _open_in_order(config, roots, read, expand):
+def _open_in_order(config, roots, read, expand, sizes=None):
     """Parse roots and every file they include, in the order nginx opens them.
 
     read(path, node) returns a file's text (None: the file includes nothing); expand(node)
@@ -377,14 +468,16 @@ def _open_in_order(config, roots, read, expand):
                 return  # nginx parses it again, but it adds no file and no new include
             # first met as directives, now inside a data block: read it as data too
             includes[path] = []
-            config.files[path] = parse_string(read(path, node), path, True, includes[path])
+            config.files[path] = parse_string(read(path, node), path, True, includes[path],
+                                              (sizes or {}).get(path))
         else:
             text = read(path, node)
             if text is None:
                 config.files[path] = []
                 return
             includes[path] = []
-            config.files[path] = parse_string(text, path, data, includes[path])
+            config.files[path] = parse_string(text, path, data, includes[path],
+                                              (sizes or {}).get(path))
             opened.append(path)
         if data:
             data_files.add(path)
@@ -688,6 +781,8 @@ def _reading(lines, boundaries, main):
             order.append(path)
     if main is None or main not in texts:
         main = order[0]
+    # nginx -T writes a newline after each file: the file itself is one byte shorter
+    sizes = dict((path, len(body) - 1) for path, body in texts.items() if body.endswith("\n"))
     config = NginxConfig({}, main)
     names = list(texts)
     cache = {}
@@ -711,11 +806,11 @@ def _reading(lines, boundaries, main):
             break
         if path not in opened:
             roots.append(path)
-            opened.extend(_open_in_order(config, [path], read, expand))
+            opened.extend(_open_in_order(config, [path], read, expand, sizes))
     if main in opened:
         problem = problem or "%s is included by a file before it" % main
     roots.append(main)
-    opened.extend(_open_in_order(config, [main], read, expand))
+    opened.extend(_open_in_order(config, [main], read, expand, sizes))
     config.roots = roots
     if problem is None and opened != order:
         missing = [path for path in order if path not in opened]

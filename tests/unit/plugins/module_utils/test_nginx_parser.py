@@ -536,3 +536,52 @@ def test_a_g_dump_without_the_main_file_name_is_read_both_ways_and_flagged():
     assert all(r.dump_issues for r in readings)
     for reading in readings:
         assert [c for n, c in reading.walk() if n.directive == "lua_code_cache"] == [("http",)]
+
+
+# -- lua-nginx-module's 4096-byte buffer ------------------------------------------------------------
+# The files below were given to nginx 1.22.1 with lua-nginx-module 0.10.23 (Debian 12); the
+# verdicts in the comments are its own (a sweep of 501 such files agreed with this parser).
+
+_LUA_LOAD = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+             "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\nevents {}\nhttp {\n")
+_LUA_HEAD = _LUA_LOAD + "    init_by_lua_block {\n        -- "
+_LUA_TAIL = " } lua_code_cache off; server { #\n    }\n}\n"
+
+
+def test_a_lua_comment_cut_by_the_buffer_hides_a_directive():
+    # The comment runs past byte 4096, where lua-nginx-module's buffer ends: its lexer
+    # takes the comment up to there and reads the rest of the line as code, so "}" ends
+    # the block and lua_code_cache off is a directive of http (nginx -t accepts the file
+    # and logs "lua_code_cache is off").
+    text = _LUA_HEAD + "c" * (4096 - len(_LUA_HEAD) + 20) + _LUA_TAIL
+    http = parse_string(text)[-1]
+    assert [(n.directive, n.args[-1:]) for n in http.block[1:]] == [
+        ("lua_code_cache", ["off"]), ("server", [])]
+    assert http.block[0].args[0].endswith("c ")
+
+
+def test_the_same_comment_inside_the_buffer_is_a_comment():
+    text = _LUA_HEAD + "c" * 2000 + _LUA_TAIL
+    assert [n.directive for n in parse_string(text)[-1].block] == ["init_by_lua_block"]
+
+
+@pytest.mark.parametrize("length,accepted", [(1700, True), (4070, True), (4079, False)])
+def test_a_token_free_stretch_longer_than_the_buffer_fails(length, accepted):
+    # lua-nginx-module needs a token within its buffer ("too long lua code block")
+    text = (_LUA_LOAD + "    init_by_lua_block {\n        local a = 1" + " +1" * ((length - 20) // 3)
+            + ' local s = "}" }\n}\n')
+    if accepted:
+        assert parse_string(text)[-1].directive == "http"
+    else:
+        with pytest.raises(NginxParseError):
+            parse_string(text)
+
+
+@pytest.mark.parametrize("length,accepted", [(2197, True), (3922, True), (3933, False)])
+def test_a_long_comment_line_at_the_start_of_the_file_buffer(length, accepted):
+    text = _LUA_HEAD + "c" * length + " }\n    }\n}\n"
+    if accepted:
+        assert parse_string(text)[-1].directive == "http"
+    else:
+        with pytest.raises(NginxParseError):
+            parse_string(text)
