@@ -34,8 +34,12 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_tokens impo
     validate_entries,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import (
+    c_string,
     format_seconds,
+    ngx_atoi,
+    ngx_flag,
     parse_duration,
+    parse_msec,
 )
 
 LOW = "low"
@@ -133,9 +137,10 @@ def make_policy(overrides=None):
             raise ValueError("policy %s: %s" % (key, exc))
     for key in _COUNT_KEYS:
         value = merged[key]
-        if isinstance(value, bool) or not str(value).isdigit():
+        number = None if isinstance(value, bool) else ngx_atoi(str(value))
+        if number is None:
             raise ValueError("policy %s: %r is not a whole number" % (key, value))
-        policy[key] = int(value)
+        policy[key] = number
     try:
         policy["dangerous_calls"] = validate_entries(merged["dangerous_calls"])
     except ValueError as exc:
@@ -187,9 +192,11 @@ def _unsafe(st):
 
 
 class ModuleRoot(object):
-    """A directory Lua looks in: an entry's part before its first "?"."""
+    """A directory Lua looks in (path: the directory of an entry's part before its first
+    "?"), with the exact prefixes of the entries found there (an entry without "?" names
+    one file) and the directive they come from (lua_package_path or lua_package_cpath)."""
 
-    __slots__ = ("path", "node", "entry", "extensions", "top")
+    __slots__ = ("path", "node", "entry", "extensions", "top", "prefixes", "kinds")
 
     def __init__(self, path, node, entry, extensions, top):
         self.path = path
@@ -197,9 +204,17 @@ class ModuleRoot(object):
         self.entry = entry
         self.extensions = extensions
         self.top = top
+        self.prefixes = set()
+        self.kinds = set()
 
     def holds(self, path):
-        return path == self.path or path.startswith(self.path.rstrip("/") + "/")
+        """path is a file require() can load as Lua code from this root: it starts with the
+        part of a lua_package_path entry before its first "?" (or is the file an entry
+        without "?" names). lua_package_cpath entries hold C modules, not Lua code."""
+        for (prefix, whole), kind in self.prefixes:
+            if kind == "lua_package_path" and (path == prefix if whole else path.startswith(prefix)):
+                return True
+        return False
 
     def is_module(self, path):
         return not self.extensions or os.path.splitext(path)[1] in self.extensions
@@ -255,6 +270,10 @@ class Facts(object):
     def at_http(self, name):
         return [node for node, context in self.named(name) if context == ("http",)]
 
+    def package_path_set(self, name):
+        """lua_package_path/cpath nodes in http that change the search path (not "")."""
+        return [node for node in self.at_http(name) if node.args and node.args[0]]
+
     @property
     def http(self):
         blocks = [node for node, context in self.named("http") if context == ()]
@@ -292,9 +311,11 @@ class Facts(object):
         return os.path.normpath(os.path.join(self.prefix, path))
 
     def package_entries(self, name):
-        """(directive, context, [entries]) for lua_package_path or lua_package_cpath."""
-        return [(node, context, split_package_path(node.args[0] if node.args else ""))
-                for node, context in self.named(name)]
+        """(directive, context, [entries]) for lua_package_path or lua_package_cpath.
+
+        An empty value is skipped, as lua-nginx-module skips it (the defaults apply)."""
+        return [(node, context, split_package_path(node.args[0]))
+                for node, context in self.named(name) if node.args and node.args[0]]
 
     def module_roots(self):
         """ModuleRoot for every absolute lua_package_path/cpath entry, first one per path."""
@@ -316,6 +337,8 @@ class Facts(object):
                         if root is None:
                             roots[(top, path)] = ModuleRoot(path, node, entry, set(), top)
                             root = roots[(top, path)]
+                        root.prefixes.add((module_prefix_of(resolved), name))
+                        root.kinds.add(name)
                         suffix = resolved[resolved.rfind("?") + 1:] if "?" in resolved else resolved
                         extension = os.path.splitext("module" + suffix)[1]
                         if extension:
@@ -337,7 +360,8 @@ class Facts(object):
                 position = 1 if name.startswith("set_by_lua") else 0
                 for node, context in self.named(name):
                     if len(node.args) > position:
-                        found.append((node, context, node.args[position]))
+                        # the path is opened as a C string: it ends at a NUL byte
+                        found.append((node, context, c_string(node.args[position])))
         return found
 
     def inline_code(self):
@@ -413,9 +437,46 @@ class Facts(object):
         return min(current, key=lambda w: w["start_time"])
 
 
+DEFAULT_MARK = "\x01"
+
+
+def expand_package_path(value, default, prefix=None):
+    """package.path as ngx_http_lua_set_path() builds it from a directive value.
+
+    The value is a C string for luaL_gsub (it ends at a NUL byte); ";;" becomes ";\\1;",
+    $prefix and ${prefix} become prefix (when known), and every byte \\1 becomes the
+    default path. An empty value is not set at all: the result is the default.
+    """
+    if not value:
+        return default
+    value = c_string(value).replace(";;", ";" + DEFAULT_MARK + ";")
+    if prefix is not None:
+        value = value.replace("$prefix", prefix).replace("${prefix}", prefix)
+    return value.replace(DEFAULT_MARK, default)
+
+
+def uses_default_path(value):
+    """The value splices the default search path in (";;" or a raw byte \\1)."""
+    value = c_string(value)
+    return ";;" in value or DEFAULT_MARK in value
+
+
 def split_package_path(value):
-    """Entries of a lua_package_path value; the empty entries of ";;" are dropped."""
-    return [entry for entry in value.split(";") if entry]
+    """Entries of a lua_package_path value as given (before the default is spliced in):
+    cut at a NUL byte; the empty entries of ";;" and the default marks are dropped."""
+    return [entry for entry in c_string(value).replace(DEFAULT_MARK, ";").split(";") if entry]
+
+
+def module_prefix_of(entry):
+    """(text, whole) for what an entry holds: whole is false for its part before the first
+    "?" (a prefix of every file it can load), true for the one file an entry without "?"
+    names."""
+    if "?" not in entry:
+        return os.path.normpath(entry), True
+    head = entry.split("?", 1)[0]
+    if head.endswith("/"):
+        return os.path.normpath(head).rstrip("/") + "/", False
+    return (os.path.normpath(head) if head else "/"), False
 
 
 def is_absolute_entry(entry):
@@ -431,17 +492,20 @@ def module_root_of(entry):
 
 
 def _timeout_value(node):
-    try:
-        return parse_duration(node.args[0]), None
-    except (ValueError, IndexError):
+    """Seconds of a lua_socket_*_timeout (ngx_conf_set_msec_slot: ngx_parse_time in ms)."""
+    value = parse_msec(node.args[0]) if len(node.args) == 1 else None
+    if value is None:
         return None, "%s %r is not a valid nginx duration" % (node.directive, " ".join(node.args))
+    return value, None
 
 
 def _count_value(node):
+    """A number read by ngx_conf_set_num_slot (ngx_atoi: "00" is 0)."""
     value = node.args[0] if node.args else ""
-    if value.isdigit():
-        return int(value), None
-    return None, "%s %r is not a whole number" % (node.directive, value)
+    number = ngx_atoi(value) if len(node.args) == 1 else None
+    if number is None:
+        return None, "%s %r is not a whole number" % (node.directive, value)
+    return number, None
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,7 +514,7 @@ def _count_value(node):
 
 def _package_path_missing(facts, name, default):
     http = facts.http
-    if http is None or not facts.lua_in_use or facts.at_http(name):
+    if http is None or not facts.lua_in_use or facts.package_path_set(name):
         return
     yield ("no %s in http: the default search path applies, and it starts with %s (the "
            "worker's current directory)" % (name, default), http.file, http.line)
@@ -493,9 +557,10 @@ def lua_package_cpath_relative(facts):
 
 def _default_fallback(facts, name, default):
     for node, _context in facts.named(name):
-        if node.args and ";;" in node.args[0]:
-            yield ('%s contains ";;", which inserts the default search path (starting with %s) '
-                   "at that spot" % (name, default), node.file, node.line)
+        if node.args and uses_default_path(node.args[0]):
+            mark = '";;"' if ";;" in c_string(node.args[0]) else "a byte \\x01"
+            yield ('%s contains %s, which inserts the default search path (starting with %s) '
+                   "at that spot" % (name, mark, default), node.file, node.line)
 
 
 @rule("lua-package-path-default-fallback", HIGH, 'lua_package_path contains ";;"',
@@ -517,7 +582,7 @@ def lua_package_cpath_default_fallback(facts):
       "written on disk runs at once (no review, no reload), and performance collapses.")
 def lua_code_cache_off(facts):
     for node, context in facts.named("lua_code_cache"):
-        if node.args and node.args[0].lower() == "off":
+        if node.args and ngx_flag(node.args[0]) is False:
             where = " in %s" % " > ".join(context) if context else ""
             yield ("lua_code_cache off%s: Lua files are recompiled on every request"
                    % where, node.file, node.line)
@@ -533,12 +598,22 @@ def lua_file_variable_path(facts):
                    "that runs" % (node.directive, path), node.file, node.line)
 
 
+@rule("nginx-dump-ambiguous", HIGH, "an nginx -T dump does not split into files the way nginx wrote it",
+      "Any file can hold a line shaped like the \"# configuration file PATH:\" line nginx -T "
+      "prints before each file (a comment, a line of a Lua long string). Read as a file start, "
+      "it can hide the lines after it from the context they really have; such a dump is read "
+      "as nginx read it, and the line is reported.")
+def nginx_dump_ambiguous(facts):
+    for message, path, line in facts.config.dump_issues:
+        yield (message, path, line)
+
+
 @rule("nginx-user-root", HIGH, "worker processes are configured to run as root",
       "With user root every worker, and every line of Lua it runs, has full control of the "
       "host.")
 def nginx_user_root(facts):
     for node, _context in facts.named("user"):
-        if node.args and node.args[0] == "root":
+        if node.args and c_string(node.args[0]) == "root":
             yield ("user %s: workers run as root" % " ".join(node.args), node.file, node.line)
 
 
@@ -591,7 +666,7 @@ def lua_regex_match_limit_missing(facts):
         yield ("lua_regex_match_limit is not set in http: PCRE's default of 10,000,000 "
                "applies", http.file, http.line)
     for node in nodes:
-        if node.args and node.args[0] == "0":
+        if node.args and ngx_atoi(node.args[0]) == 0:
             yield ("lua_regex_match_limit 0 means PCRE's default of 10,000,000",
                    node.file, node.line)
 
@@ -663,6 +738,9 @@ def lua_socket_keepalive_timeout_too_long(facts):
         value, problem = _timeout_value(node)
         if problem:
             yield (problem, node.file, node.line)
+        elif value == 0:
+            yield ("lua_socket_keepalive_timeout %s: 0 means pooled connections are never closed"
+                   % node.args[0], node.file, node.line)
         elif value > limit:
             yield ("lua_socket_keepalive_timeout %s is longer than the policy maximum %s"
                    % (node.args[0], format_seconds(limit)), node.file, node.line)
@@ -900,23 +978,28 @@ def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=F
     master_pid replace reading /proc, for tests. Findings are sorted by severity (high
     first), then file and line, and never repeated (an included file is checked once).
     """
-    facts = Facts(config, make_policy(policy), prefix, versions, check_filesystem,
-                  check_processes, sealed_dirs, processes, master_pid, proc)
+    policy = make_policy(policy)
     findings = []
     seen = set()
-    for item in rules if rules is not None else RULES:
-        if not item.needs <= facts.enabled:
-            continue
-        for message, path, line in item.check(facts) or ():
-            key = (item.id, message, path, line)
-            if key in seen:
+    warnings = []
+    # A dump that can be read more than one way is checked in every reading that fits.
+    for reading in [config] + list(getattr(config, "alternatives", ())):
+        facts = Facts(reading, policy, prefix, versions, check_filesystem,
+                      check_processes, sealed_dirs, processes, master_pid, proc)
+        for item in rules if rules is not None else RULES:
+            if not item.needs <= facts.enabled:
                 continue
-            seen.add(key)
-            findings.append({"rule": item.id, "severity": item.severity, "message": message,
-                             "file": path, "line": line})
+            for message, path, line in item.check(facts) or ():
+                key = (item.id, message, path, line)
+                if key in seen:
+                    continue
+                seen.add(key)
+                findings.append({"rule": item.id, "severity": item.severity, "message": message,
+                                 "file": path, "line": line})
+        warnings.extend(w for w in facts.warnings if w not in warnings)
     findings.sort(key=lambda f: (-severity_rank(f["severity"]), f["file"] or "", f["line"] or 0,
                                  f["rule"]))
-    return {"findings": findings, "summary": summarize(findings), "warnings": facts.warnings}
+    return {"findings": findings, "summary": summarize(findings), "warnings": warnings}
 
 
 def summarize(findings):

@@ -27,14 +27,15 @@ KEYWORDS = frozenset((
     "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while",
 ))
 
-# One match per token; spaces before a token are part of its match. Long brackets are
+# One match per token; spaces before a token are part of its match. A line comment ends
+# at CR or LF, as in LuaJIT's lexer (lj_lex.c: lex_iseol). Long brackets are
 # matched with a back-reference to their level; an opening bracket without its closing
 # one falls through to "unfinished".
 _TOKEN = re.compile(
     r"""
     [ \t\r\n\f\v]*
     (?:
-      (?P<comment>--(?:\[(?P<comment_level>=*)\[.*?\](?P=comment_level)\]|(?!\[=*\[)[^\n]*))
+      (?P<comment>--(?:\[(?P<comment_level>=*)\[.*?\](?P=comment_level)\]|(?!\[=*\[)[^\r\n]*))
     | (?P<long_string>\[(?P<string_level>=*)\[.*?\](?P=string_level)\])
     | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
     | (?P<unfinished>--\[=*\[|\[=*\[|["'])

@@ -6,15 +6,18 @@
 The lexer follows ngx_conf_read_token(): words end at whitespace, ";" or "{" (but "${" does
 not open a block), "#" starts a comment only at the start of a word, a quoted string must be
 followed by whitespace, ";", "{" or ")", and backslash escapes are resolved as nginx
-resolves them. The body of a ``*_by_lua_block`` is read as Lua, like lua-nginx-module's own
-lexer: braces inside Lua strings, long strings (``[==[ ... ]==]``) and comments
-(``-- ...``, ``--[[ ... ]]``) never end the block. The body becomes the directive's last
-argument, verbatim.
+resolves them; a token (or comment) that does not fit nginx's 4096-byte buffer is an error.
+The body of a ``*_by_lua_block`` ends where lua-nginx-module's lexer (ngx_http_lua_lex)
+ends it: braces inside its short strings, long brackets and line comments do not count.
+The body becomes the directive's last argument, verbatim. Lines of data blocks (map, geo,
+types, split_clients, charset_map) are kept in the tree but are not directives: walk()
+skips them.
 
 The result is a tree of Directive objects shaped like crossplane's payload (directive,
-args, line, file, block). Includes are resolved against the files of an ``nginx -T`` dump or
-against the filesystem; NginxConfig.walk() then yields every directive with the context it
-has in nginx (an included file takes the context of its include site).
+args, line, file, block). Includes resolve with one resolver shaped like glob(3) (against
+the filesystem, or against the files of an ``nginx -T`` dump, which is split only where
+its include graph allows); NginxConfig.walk() then yields every directive with the
+context it has in nginx (an included file takes the context of its include site).
 
 Standard library only: this runs on targets.
 """
@@ -23,9 +26,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import fnmatch
-import glob
 import io
+import itertools
 import os
 import re
 
@@ -47,13 +49,27 @@ _COMMENT, _QUOTED, _WORD = (_TOKEN.groupindex[name] for name in ("comment", "quo
 # What nginx's copy loop turns an escape into; any other backslash is kept as is.
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
-# Characters that matter inside a Lua block; everything else is skipped by one search.
+# lua-nginx-module's block lexer (util/gen-lexer-c in lua-nginx-module: the regexes of
+# ngx_http_lua_lex, tried at the leftmost position, the first listed winning): "{", "}",
+# an opening long bracket, an opening long comment, a closing long bracket, a line comment
+# (to LF only) and short strings that do not continue over a newline. A quote with no
+# match (an unfinished string) is skipped like any other character.
+_LUA_LEX = re.compile(
+    r"""(?P<open>\{)|(?P<close>\})|(?P<long>\[=*\[)|(?P<longcomment>--\[=*\[)|\]=*\]"""
+    r"""|--[^\n]*|"(?:\\[^\n]|[^"\n\\])*"|'(?:\\[^\n]|[^'\n\\])*'""")
+# Where a token that matters can start (a closing long bracket changes nothing: skipped).
 _LUA_INTERESTING = re.compile(r"""[-\["'{}]""")
-_LUA_LONG_OPEN = re.compile(r"\[(=*)\[")
-_LUA_SHORT_STRING = {
-    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"', re.DOTALL),
-    "'": re.compile(r"'(?:[^'\\\n]|\\.)*'", re.DOTALL),
-}
+_LUA_OPEN, _LUA_CLOSE, _LUA_LONG, _LUA_LONG_COMMENT = (
+    _LUA_LEX.groupindex[name] for name in ("open", "close", "long", "longcomment"))
+# ngx_conf_read_token's buffer (NGX_CONF_BUFFER): a word must end before 4096 bytes, and a
+# quoted one (whose closing quote must fit too) before 4095.
+CONF_BUFFER = 4096
+# Blocks whose lines nginx hands to the module's own handler (cf->handler): data, never
+# directives (ngx_http_map, ngx_http_geo, ngx_http_split_clients, ngx_http_charset_map,
+# ngx_http_core_type and their stream twins). A "{" inside them is an error; an "include"
+# inside them includes more data.
+DATA_BLOCKS = frozenset(("map", "geo", "split_clients", "charset_map", "types"))
+_LONG_CHARS = (CONF_BUFFER - 1) // 4  # below this many characters no token can be too long
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _DUMP_MARKER = re.compile(r"^# configuration file (.+):$")
 _BANNER = "nginx: "
@@ -113,60 +129,115 @@ def _line_at(text, pos):
     return text.count("\n", 0, pos) + 1
 
 
-def _skip_long_bracket(text, pos, filename, what):
-    """pos is at "[" of a long bracket; return the position after its closing bracket."""
-    match = _LUA_LONG_OPEN.match(text, pos)
-    close = "]" + match.group(1) + "]"
-    end = text.find(close, match.end())
-    if end < 0:
-        raise NginxParseError("unfinished Lua long %s" % what, filename, _line_at(text, pos))
-    return end + len(close)
-
-
-def read_lua_block(text, pos, filename=None):
+def read_lua_block(text, pos, filename=None, buffer=None):
     """Read a Lua block body starting just after its "{"; return (body, end_pos).
 
-    end_pos is just after the closing "}". Raises NginxParseError on an unterminated string,
-    long string, long comment or block.
+    The block ends where lua-nginx-module's lexer (ngx_http_lua_conf_lua_block_parse,
+    ngx_http_lua_conf_read_lua_token) ends it. end_pos is just after the closing "}".
+    Raises NginxParseError on an unterminated long bracket or block.
+
+    buffer, when given, is [last, size]: the file offset where nginx's 4096-byte
+    configuration buffer ends and the file's size (in bytes, which are the characters of
+    an ASCII file). The lexer then sees what lua-nginx-module sees: it matches only inside
+    the buffer (a string or comment cut by the buffer's end is not one), refills it as
+    lua-nginx-module does, and updates buffer[0].
     """
     depth = 1
-    start = pos
+    begin = pos
     search = _LUA_INTERESTING.search
+    lex = _LUA_LEX.match
+    limit = len(text)
     while True:
-        match = search(text, pos)
-        if match is None:
-            raise NginxParseError(
-                "unexpected end of file, expecting terminating characters for lua code block",
-                filename, _line_at(text, start))
-        pos = match.start()
-        char = text[pos]
-        if char == "{":
+        start = pos  # one ngx_http_lua_conf_read_lua_token call
+        while True:
+            if buffer is not None:
+                last, size = buffer
+                if pos >= last or (last - pos < CONF_BUFFER // 2 and last < size):
+                    if last >= size:
+                        raise NginxParseError(
+                            "unexpected end of file, expecting terminating characters for lua "
+                            "code block", filename, _line_at(text, begin))
+                    if last - start >= CONF_BUFFER:
+                        raise NginxParseError("too long lua code block, probably missing "
+                                              "terminating characters", filename,
+                                              _line_at(text, start))
+                    last = buffer[0] = min(size, start + CONF_BUFFER)
+                limit = last
+            match = None
+            scan = pos
+            while True:
+                candidate = search(text, scan, limit)
+                if candidate is None:
+                    break
+                match = lex(text, candidate.start(), limit)
+                if match is not None:
+                    break
+                scan = candidate.start() + 1
+            if match is not None:
+                break
+            if buffer is None or buffer[0] >= buffer[1]:
+                raise NginxParseError(
+                    "unexpected end of file, expecting terminating characters for lua code block",
+                    filename, _line_at(text, begin))
+            last, size = buffer
+            if last - pos >= CONF_BUFFER:
+                raise NginxParseError("too long lua code block, probably missing terminating "
+                                      "characters", filename, _line_at(text, start))
+            # no token in the buffer: lua-nginx-module keeps it but goes on after it
+            start, pos = pos, last
+            buffer[0] = min(size, start + CONF_BUFFER)
+        kind = match.lastindex
+        pos = match.end()
+        if kind == _LUA_OPEN:
             depth += 1
-            pos += 1
-        elif char == "}":
+        elif kind == _LUA_CLOSE:
             depth -= 1
-            pos += 1
             if depth == 0:
-                return text[start:pos - 1], pos
-        elif char == "-":
-            if text.startswith("--", pos):
-                if _LUA_LONG_OPEN.match(text, pos + 2):
-                    pos = _skip_long_bracket(text, pos + 2, filename, "comment")
-                else:
-                    end = text.find("\n", pos)
-                    pos = len(text) if end < 0 else end
-            else:
-                pos += 1
-        elif char == "[":
-            if _LUA_LONG_OPEN.match(text, pos):
-                pos = _skip_long_bracket(text, pos, filename, "string")
-            else:
-                pos += 1
-        else:
-            string = _LUA_SHORT_STRING[char].match(text, pos)
-            if string is None:
-                raise NginxParseError("unfinished Lua string", filename, _line_at(text, pos))
-            pos = string.end()
+                return text[begin:pos - 1], pos
+        elif kind == _LUA_LONG or kind == _LUA_LONG_COMMENT:
+            opening = match.group(kind)
+            close = "]" + opening[opening.index("[") + 1:-1] + "]"
+            what = "string" if kind == _LUA_LONG else "comment"
+            end = text.find(close, pos, limit)
+            if end < 0:
+                if text.find(close, pos) < 0:
+                    raise NginxParseError("unfinished Lua long %s" % what, filename,
+                                          _line_at(text, match.start()))
+                if buffer is not None:
+                    raise NginxParseError("Lua code block missing the closing long bracket %r, "
+                                          "the inlined Lua code may be too long" % close,
+                                          filename, _line_at(text, match.start()))
+                end = text.find(close, pos)
+            pos = end + len(close)
+            # Without the buffer's position: a long bracket longer than the buffer always
+            # fails (shorter ones may too, depending on where the buffer starts).
+            if (buffer is None and pos - match.start() > _LONG_CHARS
+                    and len(text[match.start():pos].encode("utf-8", "replace")) > CONF_BUFFER):
+                raise NginxParseError("Lua code block missing the closing long bracket %r, the "
+                                      "inlined Lua code may be too long (Lua long %s of more "
+                                      "than %d bytes)" % (close, what, CONF_BUFFER), filename,
+                                      _line_at(text, match.start()))
+
+
+def _refill_start(refill, before, token, kind, previous, previous_start):
+    """Where ngx_conf_read_token's `start` is when it refills its buffer at offset refill.
+
+    before is where the current match (leading spaces, then the token at `token`) begins;
+    previous is the kind of the match before it and previous_start that token's start.
+    Returns the file offset the refilled buffer begins at.
+    """
+    if refill > token:  # inside the token: it is being read
+        return token + 1 if kind == _QUOTED else token
+    if refill == before:  # nothing of this match read yet: the previous token's state
+        if previous == _WORD or previous == _COMMENT:
+            return previous_start
+        if previous == _QUOTED:
+            return previous_start + 1
+        return refill  # after ";", "{", "}" or a Lua block: a new call starts here
+    if refill == before + 1 and (previous == _WORD or previous == _QUOTED):
+        # the space that ended the word (or followed the quote) keeps the token's start
+        return previous_start + (1 if previous == _QUOTED else 0)
+    return refill - 1
 
 
 def _prepare_if_args(args):
@@ -179,8 +250,31 @@ def _prepare_if_args(args):
         args[:] = args[start:end]
 
 
-def parse_string(text, filename=DEFAULT_MAIN):
-    """Parse one file's text into a list of Directive. Raises NginxParseError."""
+def _is_ascii(text):
+    try:
+        text.encode("ascii")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_length(value, limit, filename, line):
+    """A token that does not fit in nginx's configuration buffer is an error, as in nginx."""
+    if len(value.encode("utf-8", "replace")) >= limit:
+        raise NginxParseError('too long parameter "%s..." started' % value[:10], filename, line)
+
+
+def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None):
+    """Parse one file's text into a list of Directive. Raises NginxParseError.
+
+    data is true for a file included inside a data block (map, geo, types, ...): its lines
+    are data for nginx, so a "{" is an error there and any line may end with ";".
+    includes, a list, receives (include directive, inside a data block) in file order.
+    size is the file's size when text holds more (a dump adds a newline to each file).
+
+    For an ASCII file the position of nginx's 4096-byte buffer is followed, so that each
+    Lua block is lexed with the buffer lua-nginx-module has (see read_lua_block).
+    """
     root = []
     stack = []  # parent lists of the open blocks
     current = root
@@ -194,6 +288,12 @@ def parse_string(text, filename=DEFAULT_MAIN):
     end = len(text)
     match_token = _TOKEN.match
     count = text.count
+    # nginx's buffer: [last, file size]; None when offsets are not bytes (non-ASCII).
+    buffer = None
+    if _is_ascii(text):
+        buffer = [0, end if size is None else min(size, end)]
+        buffer[0] = min(buffer[1], CONF_BUFFER)
+    previous, previous_start = None, 0
     while pos < end:
         match = match_token(text, pos)
         if match is None:
@@ -209,9 +309,21 @@ def parse_string(text, filename=DEFAULT_MAIN):
         start = match.start(kind)
         line += count("\n", counted, start)
         counted = start
+        if buffer is not None and match.end() > buffer[0] < buffer[1]:
+            before = pos
+            while buffer[0] < match.end() and buffer[0] < buffer[1]:
+                refill = buffer[0]
+                new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
+                                                        previous_start) + CONF_BUFFER)
+                if new_last <= refill:
+                    break  # a token too long for the buffer: reported below
+                buffer[0] = new_last
+        previous, previous_start = kind, start
         pos = match.end()
         if kind == _WORD:
             value = match.group(kind)
+            if len(value) >= _LONG_CHARS:
+                _check_length(value, CONF_BUFFER, filename, line)
             words.append(_unescape(value) if "\\" in value else value)
             lines.append(line)
         elif kind == _QUOTED:
@@ -219,38 +331,50 @@ def parse_string(text, filename=DEFAULT_MAIN):
                 raise NginxParseError("unexpected %r after quoted string" % text[pos], filename,
                                       line + count("\n", start, pos))
             value = text[start + 1:pos - 1]
+            if len(value) >= _LONG_CHARS:
+                _check_length(value, CONF_BUFFER - 1, filename, line)
             words.append(_unescape(value) if "\\" in value else value)
             lines.append(line)
         elif kind == _COMMENT:
-            pass
+            # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
+            if pos - start >= _LONG_CHARS:
+                _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
         else:
             char = text[start]
             if char == ";":
                 if not words:
                     raise NginxParseError('unexpected ";"', filename, line)
-                if words[0].endswith(LUA_BLOCK_SUFFIX):
+                if words[0].endswith(LUA_BLOCK_SUFFIX) and not data:
                     raise NginxParseError('directive "%s" has no opening "{"' % words[0], filename,
                                           lines[0])
-                current.append(_statement(words, lines, filename))
+                node = _statement(words, lines, filename)
+                current.append(node)
+                if includes is not None and node.directive == "include":
+                    if len(node.args) != 1:
+                        raise NginxParseError('invalid number of arguments in "include" directive',
+                                              filename, node.line)
+                    includes.append((node, data))
                 words, lines = [], []
             elif char == "{":
-                if not words:
+                if not words or data:
                     raise NginxParseError('unexpected "{"', filename, line)
                 if words[0].endswith(LUA_BLOCK_SUFFIX):
-                    body, pos = read_lua_block(text, pos, filename)
+                    body, pos = read_lua_block(text, pos, filename, buffer)
+                    previous = None  # the next read_token call starts after the block
                     words.append(body)
                     lines.append(line)
                     current.append(_statement(words, lines, filename))
                 else:
                     node = _statement(words, lines, filename, block=[])
                     current.append(node)
-                    stack.append(current)
+                    stack.append((current, data))
                     current = node.block
+                    data = node.directive in DATA_BLOCKS
                 words, lines = [], []
             else:  # "}"
                 if words or not stack:
                     raise NginxParseError('unexpected "}"', filename, line)
-                current = stack.pop()
+                current, data = stack.pop()
     line += count("\n", counted, end)
     if words:
         raise NginxParseError('unexpected end of file, expecting ";" or "}"', filename, line)
@@ -269,17 +393,27 @@ def _statement(words, lines, filename, block=None):
 
 
 class NginxConfig(object):
-    """Parsed files (path -> list of Directive) and the main file, includes resolved."""
+    """Parsed files (path -> list of Directive) and the main file, includes resolved.
 
-    def __init__(self, files, main):
+    roots are the files nginx parses at the top level, in order: the files a `-g` option
+    includes (seen first in such a dump), then the main file. dump_issues lists
+    (message, file, line) where an `nginx -T` dump could be split more than one way;
+    alternatives holds the other readings that fit its include graph equally well.
+    """
+
+    def __init__(self, files, main, roots=None):
         self.files = files
         self.main = main
+        self.roots = list(roots) if roots else [main]
         self.conf_dir = os.path.dirname(main)
+        self.dump_issues = []
+        self.alternatives = []
         self._walk_cache = None
 
     def include_pattern(self, pattern):
-        """The absolute pattern nginx uses for an include argument."""
-        if os.path.isabs(pattern):
+        """The pattern nginx uses for an include argument (ngx_conf_full_name: the conf prefix
+        joined without normalising, so ".." is resolved by the filesystem)."""
+        if pattern.startswith("/"):
             return pattern
         return os.path.join(self.conf_dir, pattern)
 
@@ -288,11 +422,14 @@ class NginxConfig(object):
 
         context is the tuple of enclosing block directive names, e.g. ("http", "server",
         "location", "if"); a directive from an included file gets its include site's context.
-        Include directives themselves are listed too (before what they include).
+        Include directives themselves are listed too (before what they include). The lines
+        of a data block (map, geo, types, split_clients, charset_map) are not directives and
+        are not listed.
         """
         if self._walk_cache is None:
             found = []
-            self._walk_into(self.files[self.main], (), found, [self.main])
+            for root in self.roots:
+                self._walk_into(self.files[root], (), found, [root])
             self._walk_cache = found
         return self._walk_cache
 
@@ -300,7 +437,8 @@ class NginxConfig(object):
         for node in directives:
             found.append((node, context))
             if node.block is not None:
-                self._walk_into(node.block, context + (node.directive,), found, file_stack)
+                if node.directive not in DATA_BLOCKS:
+                    self._walk_into(node.block, context + (node.directive,), found, file_stack)
             elif node.includes:
                 for path in node.includes:
                     if path in file_stack:
@@ -310,93 +448,472 @@ class NginxConfig(object):
                     file_stack.pop()
 
 
-def _resolve_includes(files, order, resolve):
-    """Set node.includes on every include directive in the given files using resolve()."""
-    for path in order:
-        pending = list(files[path])
-        while pending:
-            node = pending.pop()
-            if node.block is not None:
-                pending.extend(node.block)
-            elif node.directive == "include":
-                if len(node.args) != 1:
-                    raise NginxParseError('invalid number of arguments in "include" directive',
-                                          node.file, node.line)
-                node.includes = resolve(node)
+def _open_in_order(config, roots, read, expand, sizes=None):
+    """Parse roots and every file they include, in the order nginx opens them.
 
-
-def _glob_match(pattern, path):
-    """Match like glob(3): "*" does not cross "/" and does not match a leading dot."""
-    pattern_parts = pattern.split("/")
-    path_parts = path.split("/")
-    if len(pattern_parts) != len(path_parts):
-        return False
-    for want, have in zip(pattern_parts, path_parts):
-        if have.startswith(".") and not want.startswith("."):
-            return False
-        if not fnmatch.fnmatchcase(have, want):
-            return False
-    return True
-
-
-def split_dump(text, main=None):
-    """Split `nginx -T` output into an ordered list of (path, text).
-
-    Leading "nginx: ..." banner lines are dropped. Output without any
-    "# configuration file PATH:" marker is one file named main (default nginx.conf).
+    read(path, node) returns a file's text (None: the file includes nothing); expand(node)
+    returns the paths an include directive names. Sets config.files, node.includes and
+    config.roots; returns the paths in the order nginx first opens them (its -T order).
     """
-    lines = text.splitlines(True)
+    opened = []
+    data_files = set()
+    stack = []
+    includes = {}
+
+    def visit(path, data, node):
+        if path in stack:
+            return  # a cycle: walk() reports it
+        if path in config.files:
+            if not data or path in data_files:
+                return  # nginx parses it again, but it adds no file and no new include
+            # first met as directives, now inside a data block: read it as data too
+            includes[path] = []
+            config.files[path] = parse_string(read(path, node), path, True, includes[path],
+                                              (sizes or {}).get(path))
+        else:
+            text = read(path, node)
+            if text is None:
+                config.files[path] = []
+                return
+            includes[path] = []
+            config.files[path] = parse_string(text, path, data, includes[path],
+                                              (sizes or {}).get(path))
+            opened.append(path)
+        if data:
+            data_files.add(path)
+        stack.append(path)
+        for include, in_data in includes[path]:
+            include.includes = expand(include)
+            for target in include.includes:
+                visit(target, in_data, include)
+        stack.pop()
+
+    for root in roots:
+        visit(root, False, None)
+    config.roots = list(roots)
+    return opened
+
+
+# -- glob(3), as nginx's include uses it (glibc, C locale: nginx never calls setlocale) ------
+
+_CLASSES = {
+    b"alnum": b"0-9A-Za-z", b"alpha": b"A-Za-z", b"blank": b" \t", b"cntrl": b"\x00-\x1f\x7f",
+    b"digit": b"0-9", b"graph": b"!-~", b"lower": b"a-z", b"print": b" -~",
+    b"punct": b"!-/:-@\\[-`{-~", b"space": b" \t\n\x0b\x0c\r", b"upper": b"A-Z",
+    b"xdigit": b"0-9A-Fa-f",
+}
+_NOTHING = object()
+
+
+def _class_bytes(spec):
+    """The set of byte values of a class body such as b"a-z0-9"."""
+    found = set()
+    i = 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1:i + 2] == b"-":
+            found.update(range(spec[i], spec[i + 2] + 1))
+            i += 3
+        else:
+            found.add(spec[i])
+            i += 1
+    return found
+
+
+def _bracket(component, i):
+    """Parse the bracket expression at component[i] ("["), like glibc's fnmatch.
+
+    Returns (set of byte values, negated, index after "]"), (_NOTHING, ...) for an unknown
+    class (glibc: no match), or None when there is no closing "]" (then "[" is literal).
+    """
+    j = i + 1
+    size = len(component)
+    negate = j < size and component[j:j + 1] in (b"!", b"^")
+    if negate:
+        j += 1
+    members = set()
+    first = True
+    invalid = False
+    while j < size:
+        char = component[j:j + 1]
+        if char == b"]" and not first:
+            return (_NOTHING if invalid else members), negate, j + 1
+        first = False
+        if char == b"[" and component[j + 1:j + 2] in (b":", b"=", b"."):
+            kind = component[j + 1:j + 2]
+            close = component.find(kind + b"]", j + 2)
+            if close < 0:
+                return None
+            name = component[j + 2:close]
+            j = close + 2
+            if kind == b":":
+                if name in _CLASSES:
+                    members.update(_class_bytes(_CLASSES[name]))
+                else:
+                    invalid = True
+                continue
+            if len(name) != 1:
+                invalid = True
+                continue
+            low = name[0]
+        else:
+            if char == b"\\" and j + 1 < size:
+                j += 1
+            low = component[j]
+            j += 1
+        # a range: low "-" high, where "-" is not the last character before "]"
+        if component[j:j + 1] == b"-" and j + 1 < size and component[j + 1:j + 2] != b"]":
+            j += 1
+            if component[j:j + 1] == b"[" and component[j + 1:j + 2] in (b"=", b"."):
+                kind = component[j + 1:j + 2]
+                close = component.find(kind + b"]", j + 2)
+                if close < 0:
+                    return None
+                name = component[j + 2:close]
+                j = close + 2
+                if len(name) != 1:
+                    invalid = True
+                    continue
+                high = name[0]
+            else:
+                if component[j:j + 1] == b"\\" and j + 1 < size:
+                    j += 1
+                high = component[j]
+                j += 1
+            members.update(range(low, high + 1))
+        else:
+            members.add(low)
+    return None
+
+
+def _compile_component(component):
+    """(regex or None, literal bytes) for one "/"-free part of a glob pattern (bytes).
+
+    The regex is None when the part has no wildcard: it then names one entry literally
+    (backslashes removed). A leading "." is matched only by a literal "." (FNM_PERIOD).
+    """
+    parts = []
+    literal = []
+    magic = False
+    i = 0
+    size = len(component)
+    while i < size:
+        char = component[i:i + 1]
+        if char == b"\\" and i + 1 < size:
+            parts.append(re.escape(component[i + 1:i + 2]))
+            literal.append(component[i + 1:i + 2])
+            i += 2
+        elif char == b"*":
+            parts.append(b".*")
+            magic = True
+            i += 1
+        elif char == b"?":
+            parts.append(b".")
+            magic = True
+            i += 1
+        elif char == b"[" and _bracket(component, i) is not None:
+            members, negate, i = _bracket(component, i)
+            magic = True
+            if members is _NOTHING:
+                parts.append(b"(?!)")
+            else:
+                chosen = set(range(256)) - members if negate else members
+                if not chosen:
+                    parts.append(b"(?!)")
+                else:
+                    parts.append(b"[" + b"".join(re.escape(bytes([c])) for c in sorted(chosen)) + b"]")
+        else:
+            parts.append(re.escape(char))
+            literal.append(char)
+            i += 1
+    if not magic:
+        return None, b"".join(literal)
+    leading_dot = parts[0] == re.escape(b".")
+    return re.compile((b"" if leading_dot else b"(?!\\.)") + b"".join(parts) + b"\\Z", re.DOTALL), None
+
+
+def _to_bytes(text):
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _to_text(data):
+    return data.decode("utf-8", "surrogateescape")
+
+
+def glob_sorted(paths):
+    """Paths in the order glob(3) returns them (strcmp on the bytes, LC_COLLATE=C)."""
+    return sorted(paths, key=_to_bytes)
+
+
+def has_magic(pattern):
+    """nginx globs an include only when it contains "*", "?" or "[" (ngx_conf_include)."""
+    return _GLOB_MAGIC.search(pattern) is not None
+
+
+def glob_filesystem(pattern):
+    """What glob(pattern, 0) returns (glibc, C locale), read from the filesystem.
+
+    Directories in the pattern are opened as the kernel resolves them, so "link/.." is the
+    link target's parent, not a lexical parent.
+    """
+    components = _to_bytes(pattern).split(b"/")
+    candidates = [b""]
+    last = len(components) - 1
+    for index, component in enumerate(components):
+        regex, literal = _compile_component(component)
+        joined = []
+        for base in candidates:
+            prefix = base + b"/" if index else base
+            if regex is None:
+                path = prefix + literal
+                if index == last:
+                    if component == b"" or os.path.lexists(path):
+                        joined.append(path)
+                else:
+                    joined.append(path)
+                continue
+            try:
+                names = os.listdir(base or (b"/" if index else b"."))
+            except OSError:
+                continue
+            for name in [b".", b".."] + names:
+                if regex.match(name):
+                    path = prefix + name
+                    if index == last or os.path.isdir(path):
+                        joined.append(path)
+        candidates = joined
+    return glob_sorted(_to_text(path) for path in candidates if path)
+
+
+def glob_names(pattern, names):
+    """The names (paths as `nginx -T` printed them) that pattern matches, in glob's order."""
+    components = [_compile_component(part) for part in _to_bytes(pattern).split(b"/")]
+    found = []
+    for name in names:
+        parts = _to_bytes(name).split(b"/")
+        if len(parts) != len(components):
+            continue
+        for (regex, literal), part in zip(components, parts):
+            if (regex.match(part) is None) if regex is not None else (literal != part):
+                break
+        else:
+            found.append(name)
+    return glob_sorted(found)
+
+
+def resolve_include(pattern):
+    """The files one include pattern (already joined to the conf prefix) names, for nginx.
+
+    A pattern with "*", "?" or "[" goes through glob(3) and keeps regular files (in
+    glob's order); any other pattern names one file, returned as is (nginx fails when it
+    cannot be read, and so does the caller).
+    """
+    if not has_magic(pattern):
+        return [pattern]
+    return [path for path in glob_filesystem(pattern) if os.path.isfile(path)]
+
+
+# -- nginx -T dumps -------------------------------------------------------------------------
+
+def _dump_lines(text):
+    """The dump's lines (split at LF only, as nginx writes them) after the banner."""
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     start = 0
     while start < len(lines) and (lines[start].startswith(_BANNER) or not lines[start].strip()):
         start += 1
+    return lines[start:]
+
+
+def _markers(lines):
+    """Indexes of the lines that look like nginx's "# configuration file PATH:" line."""
+    found = []
+    for index, raw in enumerate(lines):
+        if raw.startswith("# configuration file ") and raw.endswith(":\n"):
+            marker = _DUMP_MARKER.match(raw[:-1])
+            if marker:
+                found.append(index)
+    return found
+
+
+def _split_at(lines, boundaries, main):
     files = []
-    current_path = None
-    current_lines = []
-    for raw in lines[start:]:
-        marker = _DUMP_MARKER.match(raw.rstrip("\r\n"))
-        if marker:
-            if current_path is not None or "".join(current_lines).strip():
-                files.append((current_path or main or DEFAULT_MAIN, "".join(current_lines)))
-            current_path = marker.group(1)
-            current_lines = []
-        else:
-            current_lines.append(raw)
-    if current_path is not None or "".join(current_lines).strip() or not files:
-        files.append((current_path or main or DEFAULT_MAIN, "".join(current_lines)))
+    if not boundaries or boundaries[0] != 0:
+        head = "".join(lines[:boundaries[0]] if boundaries else lines)
+        if head.strip() or not boundaries:
+            files.append((main or DEFAULT_MAIN, head, 0))
+    for position, index in enumerate(boundaries):
+        end = boundaries[position + 1] if position + 1 < len(boundaries) else len(lines)
+        path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
+        files.append((path, "".join(lines[index + 1:end]), index + 1))
     return files
+
+
+def split_dump(text, main=None):
+    """Split `nginx -T` output at every file marker into an ordered list of (path, text).
+
+    Leading "nginx: ..." banner lines are dropped. Output without any
+    "# configuration file PATH:" marker is one file named main (default nginx.conf).
+    parse_dump() checks this split against the include graph before using it.
+    """
+    lines = _dump_lines(text)
+    return [(path, body) for path, body, _line in _split_at(lines, _markers(lines), main)]
+
+
+# A dump whose markers do not fit its include graph is split again with some markers read
+# as file content; this bounds the readings tried (and their parsing work).
+MAX_DUMP_READINGS = 256
+MAX_DUMP_WORK = 64 * 1024 * 1024
+
+
+def _reading(lines, boundaries, main):
+    """Parse one split of the dump; return (config, problem) where problem is None when
+    nginx could have written the dump this way (files in the order nginx opens them, each
+    once, every one reached from the roots)."""
+    parts = _split_at(lines, boundaries, main)
+    texts = {}
+    order = []
+    problem = None
+    for path, body, _line in parts:
+        if path in texts:
+            problem = "%s is printed twice" % path
+        else:
+            texts[path] = body
+            order.append(path)
+    if main is None or main not in texts:
+        main = order[0]
+    # nginx -T writes a newline after each file: the file itself is one byte shorter
+    sizes = dict((path, len(body) - 1) for path, body in texts.items() if body.endswith("\n"))
+    config = NginxConfig({}, main)
+    names = list(texts)
+    cache = {}
+
+    def read(path, _node):
+        return texts.get(path)
+
+    def expand(node):
+        pattern = config.include_pattern(node.args[0])
+        if pattern not in cache:
+            if has_magic(pattern):
+                cache[pattern] = glob_names(pattern, names)
+            else:
+                cache[pattern] = [pattern] if pattern in texts else []
+        return cache[pattern]
+
+    roots = []
+    opened = []
+    for path in order:
+        if path == main:
+            break
+        if path not in opened:
+            roots.append(path)
+            opened.extend(_open_in_order(config, [path], read, expand, sizes))
+    if main in opened:
+        problem = problem or "%s is included by a file before it" % main
+    roots.append(main)
+    opened.extend(_open_in_order(config, [main], read, expand, sizes))
+    config.roots = roots
+    if problem is None and opened != order:
+        missing = [path for path in order if path not in opened]
+        if missing:
+            problem = "%s is not included by any file before it" % missing[0]
+        else:
+            problem = "the files are not in the order nginx includes them"
+    return config, problem
 
 
 def parse_dump(text, main=None):
     """Parse the text of `nginx -T` into an NginxConfig. Raises NginxParseError.
 
-    The first file is the main one. Include patterns are matched against the files of the
-    dump (a pattern without a match, like an empty conf.d/*.conf, includes nothing).
+    The first file is the main one unless main names a later file (a dump taken with
+    `-g 'include ...'` starts with the files -g includes). Include patterns are matched
+    against the files of the dump like glob(3) (a pattern without a match, like an empty
+    conf.d/*.conf, includes nothing).
+
+    Any file can hold a line shaped like nginx's "# configuration file PATH:" (a comment,
+    a line of a Lua long string). A split is used only when it fits the include graph:
+    every file after the roots is reached by an include of an earlier file, in nginx's
+    order, none twice. Otherwise the readings with the fewest markers taken as content
+    that do fit are used (config.alternatives holds the others) and config.dump_issues
+    says which marker lines are not file starts.
     """
-    parts = split_dump(text, main)
-    files = {}
-    order = []
-    for path, body in parts:
-        if path in files:
-            continue  # nginx dumps each file once; a repeated marker adds nothing
-        files[path] = parse_string(body, path)
-        order.append(path)
-    config = NginxConfig(files, order[0])
-    by_norm = {}
-    for path in order:
-        by_norm.setdefault(os.path.normpath(path), path)
-    cache = {}
+    lines = _dump_lines(text)
+    markers = _markers(lines)
+    error = None
+    try:
+        config, problem = _reading(lines, markers, main)
+        if problem is None:
+            return config
+    except NginxParseError as exc:
+        config, problem, error = None, str(exc), exc
+    fits = _other_readings(lines, markers, main, len(text))
+    if main is None and len(markers) > 1:
+        # Without the main file's name, a dump taken with -g (its files first) fits too.
+        for index in markers[1:]:
+            path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
+            try:
+                reading, later_problem = _reading(lines, markers, path)
+            except NginxParseError:
+                continue
+            if later_problem is None:
+                reading.dump_issues.append(
+                    ("no include reaches the files before %s: read as a dump taken with "
+                     "`nginx -T -g 'include ...'` (give the main file to decide)" % path,
+                     reading.roots[0], None))
+                fits.append((set(), reading))
+    if not fits:
+        if error is not None:
+            raise error
+        config.dump_issues.append(
+            ("the file markers of this dump do not fit its include graph (%s): the rules read "
+             "it split at every marker" % problem, config.main, None))
+        return config
+    chosen = fits[0][1]
+    chosen.alternatives = [item[1] for item in fits[1:]]
+    for dropped, reading in fits:
+        where = _containing_file(lines, markers, dropped)
+        for index in dropped:
+            path, line = where[index]
+            reading.dump_issues.append(
+                ("%s looks like a file marker of nginx -T but is not where nginx started a "
+                 "file (%s); it is read as line %d of %s"
+                 % (lines[index].rstrip("\n"), problem, line, path), path, line))
+    return chosen
 
-    def resolve(node):
-        pattern = os.path.normpath(config.include_pattern(node.args[0]))
-        if pattern not in cache:
-            if _GLOB_MAGIC.search(pattern):
-                cache[pattern] = sorted(by_norm[norm] for norm in by_norm if _glob_match(pattern, norm))
-            else:
-                cache[pattern] = [by_norm[pattern]] if pattern in by_norm else []
-        return cache[pattern]
 
-    _resolve_includes(files, order, resolve)
-    return config
+def _containing_file(lines, markers, dropped):
+    kept = [index for index in markers if index not in dropped]
+    where = {}
+    for index in dropped:
+        before = [k for k in kept if k < index]
+        if before:
+            path = _DUMP_MARKER.match(lines[before[-1]][:-1]).group(1)
+            where[index] = (path, index - before[-1])
+        else:
+            where[index] = (DEFAULT_MAIN, index + 1)
+    return where
+
+
+def _other_readings(lines, markers, main, size):
+    """[(dropped marker indexes, config)] of the readings that fit, fewest dropped first."""
+    optional = markers[1:]
+    budget = min(MAX_DUMP_READINGS, max(1, MAX_DUMP_WORK // max(size, 1)))
+    tried = 0
+    for count in range(1, len(optional) + 1):
+        fits = []
+        for dropped in itertools.combinations(optional, count):
+            tried += 1
+            if tried > budget:
+                return fits
+            keep = [index for index in markers if index not in dropped]
+            try:
+                config, problem = _reading(lines, keep, main)
+            except NginxParseError:
+                continue
+            if problem is None:
+                fits.append((set(dropped), config))
+        if fits:
+            return fits
+    return []
 
 
 def read_file(path):
@@ -407,35 +924,24 @@ def read_file(path):
 def load_tree(main):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 
-    Includes resolve against the main file's directory; glob patterns use the filesystem
-    (sorted, like nginx); a plain include that cannot be read is an error, as in nginx.
+    Includes resolve as nginx resolves them (resolve_include: glob(3) for patterns,
+    relative ones against the main file's directory); a plain include that cannot be
+    read is an error, as in nginx.
     """
     main = os.path.abspath(main)
-    files = {}
+    config = NginxConfig({}, main)
 
-    def load(path, node=None):
-        if path not in files:
-            try:
-                text = read_file(path)
-            except (IOError, OSError) as exc:
-                raise NginxParseError("cannot read %s: %s" % (path, exc.strerror or exc),
-                                      node.file if node else path, node.line if node else None)
-            files[path] = parse_string(text, path)
-            _resolve_includes(files, [path], resolve)
+    def read(path, node):
+        try:
+            return read_file(path)
+        except (IOError, OSError) as exc:
+            raise NginxParseError("cannot read %s: %s" % (path, exc.strerror or exc),
+                                  node.file if node else path, node.line if node else None)
 
-    config = NginxConfig(files, main)
+    def expand(node):
+        return resolve_include(config.include_pattern(node.args[0]))
 
-    def resolve(node):
-        pattern = config.include_pattern(node.args[0])
-        if _GLOB_MAGIC.search(pattern):
-            paths = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
-        else:
-            paths = [pattern]
-        for path in paths:
-            load(path, node)
-        return paths
-
-    load(main)
+    _open_in_order(config, [main], read, expand)
     return config
 
 

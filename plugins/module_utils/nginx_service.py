@@ -20,6 +20,8 @@ import os
 import re
 import time
 
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import c_string
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
     is_draining,
     is_master,
@@ -122,38 +124,26 @@ def serious_entries(lines, pid=None):
     return ["\n".join(entry) for entry in found]
 
 
-_TOKEN = re.compile(r"""#[^\n]*|"((?:\\.|[^"\\])*)"|'((?:\\.|[^'\\])*)'|([{};])|([^\s{};]+)""")
-
-
 def main_error_log(text, prefix=None):
     """The first file named by an `error_log` directive in the main context of text.
 
     That log receives what the master writes while loading a configuration, including why
     it rejected a reload. Returns an absolute path (relative ones are relative to prefix,
     as nginx treats them), or None when the main context names no file (stderr, syslog,
-    memory). A distro's compiled default log is often stderr, so the main configuration
-    is the place to look.
+    memory) or the text does not parse. A distro's compiled default log is often stderr,
+    so the main configuration is the place to look. The text is read by nginx_parser, the
+    collection's one reading of nginx configuration; the path is a C string for nginx.
     """
-    depth = 0
-    words = []
-    for match in _TOKEN.finditer(text):
-        dquoted, squoted, punct, word = match.groups()
-        if dquoted is None and squoted is None and punct is None and word is None:
-            continue  # a comment
-        if punct == "{":
-            depth += 1
-            words = []
-        elif punct == "}":
-            depth = max(depth - 1, 0)
-            words = []
-        elif punct == ";":
-            if depth == 0 and len(words) > 1 and words[0] == "error_log":
-                path = words[1]
-                if path != "stderr" and not path.startswith(("syslog:", "memory:")):
-                    return path if os.path.isabs(path) else os.path.join(prefix or _DEFAULT_PREFIX, path)
-            words = []
-        else:
-            words.append(word if word is not None else (dquoted if dquoted is not None else squoted))
+    try:
+        nodes = nginx_parser.parse_string(text)
+    except nginx_parser.NginxParseError:
+        return None
+    for node in nodes:
+        if node.directive != "error_log" or node.block is not None or not node.args:
+            continue
+        path = c_string(node.args[0])
+        if path != "stderr" and not path.startswith(("syslog:", "memory:")):
+            return path if os.path.isabs(path) else os.path.join(prefix or _DEFAULT_PREFIX, path)
     return None
 
 

@@ -46,7 +46,8 @@ options:
       - The main configuration file, passed to the binary as C(-c).
       - Default is the binary's compiled-in path.
       - With O(dump), names the main file of a dump that has no C(# configuration file)
-        markers.
+        markers, and the main file of a dump taken with C(-g 'include ...') (which starts
+        with the files C(-g) includes).
     type: path
   prefix:
     description:
@@ -59,7 +60,10 @@ options:
       - Analyse this saved output of C(nginx -T) instead of running the binary.
       - "Files are delimited by C(# configuration file PATH:) lines; leading C(nginx: ...)
         lines are ignored; output without markers is read as one main file."
-      - Includes are matched against the files in the dump (globs included); relative
+      - Such a line splits the dump only where nginx's include order allows it (any file
+        can hold a line of that shape); otherwise the dump is read as nginx wrote it and
+        the line is reported by the rule C(nginx-dump-ambiguous).
+      - Includes are matched against the files in the dump like glob(3); relative
         patterns resolve against the main file's directory; an include that matches
         nothing is not an error.
       - Host checks still run when enabled; turn off O(check_filesystem) and

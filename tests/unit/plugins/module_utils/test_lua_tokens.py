@@ -117,3 +117,32 @@ def test_custom_entries():
 def test_invalid_entries(entries):
     with pytest.raises(ValueError):
         validate_entries(entries)
+
+
+def test_a_line_comment_ends_at_carriage_return_as_in_luajit():
+    # LuaJIT ends a "--" comment at CR as well as LF: the call after the CR runs.
+    assert [use[0] for use in find_dangerous('-- note\ros.execute("id")\n')] == ["os.execute"]
+    assert [use[0] for use in find_dangerous('-- note\r\nos.execute("id")\n')] == ["os.execute"]
+    # the same call inside the comment's line is a comment
+    assert find_dangerous('-- note os.execute("id")\n') == []
+
+
+@pytest.mark.parametrize("code", [
+    '-- note\ros.execute("id")\n',
+    '-- note\r\nos.execute("id")\n',
+    '-- note os.execute("id")\n',
+    '--[[ \r ]] os.execute("id")\n',
+    '--[[ \r os.execute("id") ]]\n',
+])
+def test_comment_ends_agree_with_luajit(code):
+    """The real LuaJIT (when installed) decides whether the call is code or comment."""
+    import shutil
+    import subprocess
+    luajit = shutil.which("luajit")
+    if luajit is None:
+        pytest.skip("luajit is not installed")
+    probe = ('os.execute = function() io.write("REACHED") end\n'
+             'local f = assert(loadstring(io.read("*a"))) f()\n')
+    out = subprocess.run([luajit, "-e", probe], input=code.encode(), stdout=subprocess.PIPE,
+                         check=True).stdout
+    assert bool(find_dangerous(code)) == (out == b"REACHED")

@@ -92,6 +92,14 @@ def test_resolve_paths_relative_values_are_under_prefix():
     ("error_log stderr;\nerror_log logs/error.log;\n", "/usr/share/nginx/logs/error.log"),
     ("http { server { location / { content_by_lua_block { ngx.say('}') } } } }\nerror_log /after.log;\n",
      "/after.log"),
+    # read by the one nginx parser: a Lua long string holding "}" does not end the block
+    ("init_by_lua_block { local s = [[\n}\nerror_log /fake.log;\n]] }\nerror_log /real.log;\n",
+     "/real.log"),
+    # the path is a C string for nginx
+    ('error_log "/var/log/a.log\x00x";\n', "/var/log/a.log"),
+    ('error_log "stderr\x00x";\n', None),
+    # a configuration nginx would reject names no log
+    ("error_log /x.log\n", None),
 ])
 def test_main_error_log_only_counts_the_main_context(text, expected):
     assert main_error_log(text, "/usr/share/nginx/") == expected

@@ -111,6 +111,15 @@ RULE_CASES = [
         "snippets/dev.conf": "# enabled for debugging\nlua_code_cache off;\n",
     }),
     case("code-cache-on", http="    lua_code_cache on;"),
+    # ngx_conf_set_flag_slot: case-insensitive, a C string
+    case("code-cache-off-upper-case", {"lua-code-cache-off": 1}, http="    lua_code_cache OFF;"),
+    case("code-cache-off-before-nul", {"lua-code-cache-off": 1}, http='    lua_code_cache "off\x00x";'),
+    case("code-cache-on-upper-case", http="    lua_code_cache ON;"),
+    # data blocks: their lines are never directives
+    case("code-cache-off-as-map-data", http="    map $uri $x {\n        lua_code_cache off;\n    }"),
+    case("code-cache-off-as-geo-data", http="    geo $y {\n        default 0;\n        lua_code_cache off;\n    }"),
+    case("code-cache-off-after-a-map", {"lua-code-cache-off": 1},
+         http="    map $uri $x {\n        default 0;\n    }\n    lua_code_cache off;"),
     case("code-cache-off-commented-out", http="    # lua_code_cache off;"),
     # lua-file-variable-path
     case("lua-file-with-uri-variable", {"lua-file-variable-path": 1},
@@ -130,13 +139,35 @@ RULE_CASES = [
          location="content_by_lua_file /usr/local/openresty/nginx/lua/handler.lua;"),
     case("lua-file-in-sibling-with-common-prefix", {"lua-file-outside-module-roots": 1},
          location="content_by_lua_file /srv/lua/application/handler.lua;"),
-    case("lua-file-root-from-partial-name",
+    # a module root is the part of an entry before its first "?": require() cannot load
+    # /srv/lua/app/handler.lua through /srv/lua/app/mod_?.lua
+    case("lua-file-beside-a-partial-name-root", {"lua-file-outside-module-roots": 1},
          replace={"lua_package_path": '"/srv/lua/app/mod_?.lua;/usr/share/lua/5.1/?.lua"'},
          location="content_by_lua_file /srv/lua/app/handler.lua;"),
+    case("lua-file-root-from-partial-name",
+         replace={"lua_package_path": '"/srv/lua/app/mod_?.lua;/usr/share/lua/5.1/?.lua"'},
+         location="content_by_lua_file /srv/lua/app/mod_handler.lua;"),
+    # an entry without "?" names one file, not its directory
+    case("lua-file-beside-a-one-file-entry", {"lua-file-outside-module-roots": 1},
+         replace={"lua_package_path": '"/srv/lua/app/init.lua;/usr/share/lua/5.1/?.lua"'},
+         location="content_by_lua_file /srv/lua/app/handler.lua;"),
+    case("lua-file-is-a-one-file-entry",
+         replace={"lua_package_path": '"/srv/lua/app/init.lua;/usr/share/lua/5.1/?.lua"'},
+         location="content_by_lua_file /srv/lua/app/init.lua;"),
+    # lua_package_cpath directories hold C modules, not approved Lua code
+    case("lua-file-in-a-cpath-directory", {"lua-file-outside-module-roots": 1},
+         replace={"lua_package_cpath": '"/srv/lua/clib/?.so"'},
+         location="content_by_lua_file /srv/lua/clib/handler.lua;"),
+    # the path is opened as a C string: it ends at a NUL byte
+    case("lua-file-path-cut-at-nul", {"lua-file-outside-module-roots": 1},
+         location='content_by_lua_file "/tmp/h.lua\x00/srv/lua/app/h.lua";'),
     # nginx-user-root
     case("user-root", {"nginx-user-root": 1}, top="user root;"),
     case("user-root-with-group", {"nginx-user-root": 1}, top="user root root;"),
     case("user-unprivileged", top="user nobody nogroup;"),
+    # getpwnam() reads a C string: "root\0x" is root
+    case("user-root-before-nul", {"nginx-user-root": 1}, top='user "root\x00x";'),
+    case("user-rootless", top="user rootless;"),
     # lua-socket-timeout-missing / lua-socket-timeout-too-long
     case("socket-timeouts-all-missing", {"lua-socket-timeout-missing": 3},
          drop=("lua_socket_connect_timeout", "lua_socket_send_timeout", "lua_socket_read_timeout")),
@@ -158,6 +189,8 @@ RULE_CASES = [
     # lua-regex-match-limit-missing / lua-regex-match-limit-too-high
     case("regex-match-limit-missing", {"lua-regex-match-limit-missing": 1},
          drop=("lua_regex_match_limit",)),
+    case("regex-match-limit-double-zero", {"lua-regex-match-limit-missing": 1},
+         replace={"lua_regex_match_limit": "00"}),
     case("regex-match-limit-zero", {"lua-regex-match-limit-missing": 1},
          replace={"lua_regex_match_limit": "0"}),
     case("regex-match-limit-above-max", {"lua-regex-match-limit-too-high": 1},
@@ -165,6 +198,30 @@ RULE_CASES = [
     case("regex-match-limit-policy-lower", {"lua-regex-match-limit-too-high": 1},
          policy={"regex_match_limit_max": 5000}),
     # lua-socket-keepalive-timeout-too-long / lua-regex-cache-too-large
+    # 0 means pooled connections are never closed
+    case("keepalive-timeout-zero", {"lua-socket-keepalive-timeout-too-long": 1},
+         http="    lua_socket_keepalive_timeout 0;"),
+    case("keepalive-timeout-zero-ms", {"lua-socket-keepalive-timeout-too-long": 1},
+         http="    lua_socket_keepalive_timeout 0ms;"),
+    case("keepalive-timeout-one-ms", http="    lua_socket_keepalive_timeout 1ms;"),
+    # ngx_parse_time in milliseconds: a trailing bare number is seconds, "5 5" is 10 s
+    case("connect-timeout-trailing-number", {"lua-socket-timeout-too-long": 1},
+         replace={"lua_socket_connect_timeout": "500ms9"}),
+    case("connect-timeout-trailing-number-within", replace={"lua_socket_connect_timeout": "500ms4"}),
+    case("connect-timeout-space-separated", {"lua-socket-timeout-too-long": 1},
+         replace={"lua_socket_connect_timeout": '"5 5"'}),
+    case("connect-timeout-space-separated-within", replace={"lua_socket_connect_timeout": '"2 2"'}),
+    case("connect-timeout-years-invalid-in-ms", {"lua-socket-timeout-too-long": 1},
+         replace={"lua_socket_connect_timeout": "1y"}),
+    # lua_package_path "" is skipped by lua-nginx-module: the defaults apply
+    case("package-path-empty", {"lua-package-path-missing": 1}, replace={"lua_package_path": '""'}),
+    # a raw byte 0x01 is replaced by the default path, like ";;"
+    case("package-path-default-byte", {"lua-package-path-default-fallback": 1},
+         replace={"lua_package_path": '"/srv/lua/lib/?.lua;\x01;/usr/share/lua/5.1/?.lua"'}),
+    # a line shaped like nginx -T's file marker inside a file
+    case("dump-marker-comment-in-a-file", {"nginx-dump-ambiguous": 1, "lua-code-cache-off": 1},
+         http="# configuration file /etc/nginx/other.conf:\n    lua_code_cache off;"),
+    case("dump-marker-comment-indented", http="    # configuration file /etc/nginx/other.conf:"),
     case("keepalive-timeout-above-max", {"lua-socket-keepalive-timeout-too-long": 1},
          http="    lua_socket_keepalive_timeout 121s;"),
     case("keepalive-timeout-equal-to-max", http="    lua_socket_keepalive_timeout 2m;"),
