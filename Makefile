@@ -56,6 +56,7 @@ sanity: venv
 	@bash scripts/ansible-test-sanity.sh $(SANITY_TREE)
 
 unit: venv collection
+	@bash scripts/ensure-luajit.sh
 	cd $(COLLECTION_LINK) && PYTHONPATH=$(COLLECTIONS) python -m pytest -q -p no:cacheprovider tests/unit
 
 molecule: venv collection images
