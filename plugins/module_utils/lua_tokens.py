@@ -724,16 +724,18 @@ def _flat_scan(tokens, compiled):
         if matched:
             exact = exact and called  # a dangerous function kept under another name
         elif exact:
-            if chain[0] in ("rawget", "getfenv") or chain[0] in libraries or chain[0] == "_G" \
-                    or chain[:2] == ("package", "loaded"):
+            if chain[0] in ("rawget", "getfenv", "_G") or chain[:2] == ("package", "loaded"):
                 exact = called and len(chain) > 1 and chain[0] not in ("rawget", "getfenv")
             elif chain == ("require",):
                 argument = following
                 if called and following[0] == OP and following[1] == "(" and after + 1 < count:
                     argument = tokens[after + 1]
                 exact = called and not (argument[0] == STRING and argument[1] in libraries)
-            elif len(chain) == 1:  # a global that is an entry's first name, not called
-                exact = called
+            elif not called:
+                # Kept or passed on: matters when a listed function lies below it (os, not
+                # os.time or string.format).
+                exact = not any(len(parts) > len(chain) and _matches(chain, parts)
+                                for _entry, parts in by_first.get(chain[0], ()))
         index = after
     return found, exact
 

@@ -404,11 +404,16 @@ def read_file(path):
         return handle.read()
 
 
-def load_tree(main):
+PARAMS_FILE = "nginx -g"
+
+
+def load_tree(main, params=None):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 
     Includes resolve against the main file's directory; glob patterns use the filesystem
     (sorted, like nginx); a plain include that cannot be read is an error, as in nginx.
+    params is the text of nginx's -g option: directives of the main context that nginx reads
+    before the main file (ngx_conf_param); they come first, their file is PARAMS_FILE.
     """
     main = os.path.abspath(main)
     files = {}
@@ -435,7 +440,12 @@ def load_tree(main):
             load(path, node)
         return paths
 
+    if params:
+        files[PARAMS_FILE] = parse_string(params, PARAMS_FILE)
+        _resolve_includes(files, [PARAMS_FILE], resolve)
     load(main)
+    if params:
+        files[main] = files.pop(PARAMS_FILE) + files[main]
     return config
 
 

@@ -69,7 +69,7 @@ def test_catalogue_is_complete_and_documented():
         "lua-file-outside-module-roots", "lua-dangerous-call", "lua-socket-keepalive-timeout-too-long",
         "lua-regex-cache-too-large", "lua-module-dir-missing", "lua-module-dir-writable",
         "lua-module-file-writable", "nginx-worker-root", "lua-stale-code-cache",
-        "lua-module-dir-not-sealed",
+        "lua-module-dir-not-sealed", "nginx-dump-mismatch",
     ])
     with open(DOCS) as handle:
         docs = handle.read()
