@@ -450,9 +450,8 @@ def _live(module, binary, versions):
         rc, out, err = module.run_command(argv, encoding=None)
         out = out.decode("utf-8", "replace")
         if rc != 0:
-            module.fail_json(msg="%s failed (rc %d): %s" % (" ".join(argv), rc,
-                                                           (err.decode("utf-8", "replace") or out).strip()),
-                             versions=versions)
+            message = (err.decode("utf-8", "replace") or out).strip()
+            module.fail_json(msg="%s failed (rc %d): %s" % (" ".join(argv), rc, message), versions=versions)
         # nginx's own default main file is conf/nginx.conf under the prefix.
         main, full_prefix = nginx_command.effective_paths(
             wanted, versions.get("prefix"), versions.get("conf_path") or "conf/nginx.conf")
