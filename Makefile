@@ -87,3 +87,4 @@ bench: venv collection images
 	python scripts/bench_fleet.py --runs 2
 	python scripts/bench_redos.py --runs 9
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000
+	PYTHONPATH=$(COLLECTIONS) python scripts/bench_lua_finder.py --blocks 20000

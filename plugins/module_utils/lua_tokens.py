@@ -317,7 +317,9 @@ class _Reader(object):
         known = self.declared.get(at)
         if known is None:
             known = self.declared[at] = []
-        _add(known, values)
+            _add(known, values)
+        elif _add(known, values):  # on a later pass, what it stands for grew: read again
+            self.widened = True
         self.scopes[-1][name] = known
 
     def assign(self, target, values):

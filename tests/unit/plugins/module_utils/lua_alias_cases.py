@@ -80,6 +80,9 @@ DANGEROUS = [
     ("reassigned-alias", 'local o = print if true then o = os end o.execute("true")', {"os.execute"}),
     ("alias-assigned-in-loop",
      'local o = {execute = %s} for i = 1, 2 do o.execute("true") o = os end' % NOOP, {"os.execute"}),
+    ("alias-chain-in-loop",
+     'local a = {execute = %s} for i = 1, 2 do local b = a b.execute("true") a = os end' % NOOP,
+     {"os.execute"}),
     ("direct-calls", 'os.exit(1) os.remove("/a") os.rename("/a", "/b") dofile("/nonexistent")',
      {"os.exit", "os.remove", "os.rename", "dofile"}),
 ]
