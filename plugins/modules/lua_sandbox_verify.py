@@ -417,10 +417,14 @@ def _master_argv(config, prefix, versions):
 
 
 def _flags(module, argv, origin):
+    """nginx's flags in argv, or None (with a warning) when argv is not nginx's."""
+    if not argv:
+        return None
     try:
         return nginx_command.flags_from_argv(argv)
     except ValueError as exc:
-        module.fail_json(msg="cannot read the nginx flags of %s: %s" % (origin, exc))
+        module.warn("ignoring the command line of %s: %s" % (origin, exc))
+        return None
 
 
 def _live(module, binary, versions):
@@ -434,7 +438,10 @@ def _live(module, binary, versions):
         service = "openresty" if versions.get("openresty") else "nginx"
     empty = {"conf": None, "prefix": None, "params": None}
     unit_argv = _unit_argv(module, service)
-    service_flags = _flags(module, unit_argv, "the ExecStart of %s" % service) if unit_argv else dict(empty)
+    service_flags = _flags(module, unit_argv, "the ExecStart of %s" % service)
+    if service_flags is None:
+        unit_argv = None
+        service_flags = dict(empty)
     origin = "unit %s" % service if unit_argv else None
 
     def read(flags):
@@ -462,8 +469,8 @@ def _live(module, binary, versions):
     config, wanted, prefix, dump = read(service_flags)
     # The running master may have been started otherwise (by hand, or before a unit change).
     master_argv = _master_argv(config, prefix, versions)
-    if master_argv:
-        master_flags = _flags(module, master_argv, "the running master")
+    master_flags = _flags(module, master_argv, "the running master")
+    if master_flags is not None:
         same = unit_argv and " ".join(unit_argv[1:]) == " ".join(master_argv[1:])
         if not same and master_flags != service_flags:
             if unit_argv:

@@ -315,3 +315,14 @@ def test_without_a_unit_or_master_the_compiled_in_paths_are_read(tmp_path, run_m
     result = run_module(lua_sandbox_verify, dict(OFFLINE, binary=binary, fail_on="low"))
     assert not result["failed"] and result["config_files"] == [main]
     assert result["service_flags"] == {"conf": None, "prefix": None, "params": None, "origin": None}
+
+
+def test_a_unit_that_does_not_start_nginx_directly_is_ignored_with_a_warning(tmp_path, run_module, host, monkeypatch):
+    warnings = []
+    monkeypatch.setattr(basic.AnsibleModule, "warn", lambda self, message: warnings.append(message))
+    _etc, main, version_text = live_host(tmp_path, host, conf(), "/usr/local/bin/web-wrapper start")
+    binary = fake_binary(tmp_path, "nginx", version_text, nginx_dump(main))
+    result = run_module(lua_sandbox_verify, dict(OFFLINE, binary=binary, fail_on="low"))
+    assert not result["failed"] and result["config_files"] == [main]
+    assert result["service_flags"]["origin"] is None
+    assert any("ignoring the command line of the ExecStart of nginx" in w for w in warnings), warnings
