@@ -259,6 +259,9 @@ class _Reader(object):
     def __init__(self, tokens, by_first, libraries):
         self.tokens = tokens
         self.count = len(tokens)
+        # Each token's value when it is an operator or keyword, else None; one more None
+        # stands for the end.
+        self.ops = [token[1] if token[0] == OP else None for token in tokens] + [None]
         self.by_first = by_first
         self.libraries = libraries
         self.aliases = {}     # global name -> values the chunk assigned to it
@@ -283,16 +286,8 @@ class _Reader(object):
 
     # -- tokens ----------------------------------------------------------------------
 
-    def op(self):
-        """The current token's value when it is an operator or keyword, else None."""
-        if self.index < self.count:
-            token = self.tokens[self.index]
-            if token[0] == OP:
-                return token[1]
-        return None
-
     def expect(self, value):
-        if self.op() != value:
+        if self.ops[self.index] != value:
             raise _Unparsable()
         self.index += 1
 
@@ -366,12 +361,12 @@ class _Reader(object):
         self.scopes.append({})
         for name, at in names:
             self.declare(name, at)
-        while self.index < self.count and self.op() not in _BLOCK_END:
+        while self.index < self.count and self.ops[self.index] not in _BLOCK_END:
             self.statement()
         self.scopes.pop()
 
     def statement(self):
-        keyword = self.op()
+        keyword = self.ops[self.index]
         if keyword is None or keyword == "(":
             self.expression_statement()
         elif keyword == ";" or keyword == "break":
@@ -384,12 +379,12 @@ class _Reader(object):
             self.expression()
             self.expect("then")
             self.block()
-            while self.op() == "elseif":
+            while self.ops[self.index] == "elseif":
                 self.index += 1
                 self.expression()
                 self.expect("then")
                 self.block()
-            if self.op() == "else":
+            if self.ops[self.index] == "else":
                 self.index += 1
                 self.block()
             self.expect("end")
@@ -406,7 +401,7 @@ class _Reader(object):
         elif keyword == "for":
             self.index += 1
             names = self.names()
-            if self.op() not in ("=", "in"):
+            if self.ops[self.index] not in ("=", "in"):
                 raise _Unparsable()
             self.index += 1
             self.expressions()  # evaluated outside the loop's scope
@@ -416,7 +411,7 @@ class _Reader(object):
         elif keyword == "repeat":
             self.index += 1
             self.scopes.append({})  # the condition sees the body's locals
-            while self.index < self.count and self.op() not in _BLOCK_END:
+            while self.index < self.count and self.ops[self.index] not in _BLOCK_END:
                 self.statement()
             self.expect("until")
             self.expression()
@@ -426,7 +421,7 @@ class _Reader(object):
             self.function_statement()
         elif keyword == "return":
             self.index += 1
-            if self.index < self.count and self.op() not in _BLOCK_END and self.op() != ";":
+            if self.index < self.count and self.ops[self.index] not in _BLOCK_END and self.ops[self.index] != ";":
                 self.expressions()
         elif keyword == "::":
             self.index += 1
@@ -441,13 +436,13 @@ class _Reader(object):
     def names(self):
         """NAME {, NAME} as (name, token index) pairs."""
         found = [(self.name(), self.index - 1)]
-        while self.op() == ",":
+        while self.ops[self.index] == ",":
             self.index += 1
             found.append((self.name(), self.index - 1))
         return found
 
     def local(self):
-        if self.op() == "function":
+        if self.ops[self.index] == "function":
             self.index += 1
             at = self.index
             self.declare(self.name(), at)  # visible in its own body
@@ -455,7 +450,7 @@ class _Reader(object):
             return
         names = self.names()
         values = []
-        if self.op() == "=":
+        if self.ops[self.index] == "=":
             self.index += 1
             values = self.expressions()  # evaluated before the new locals exist
         for number, (name, at) in enumerate(names):
@@ -465,8 +460,8 @@ class _Reader(object):
         # function a.b:c() assigns a field or a global: a declaration, not a read.
         self.name()
         method = False
-        while self.op() in (".", ":"):
-            method = self.op() == ":"
+        while self.ops[self.index] in (".", ":"):
+            method = self.ops[self.index] == ":"
             self.index += 1
             self.name()
         self.function_body(method)
@@ -474,14 +469,14 @@ class _Reader(object):
     def function_body(self, method=False):
         self.expect("(")
         params = [("self", self.index)] if method else []
-        while self.op() != ")":
-            if self.op() == "...":
+        while self.ops[self.index] != ")":
+            if self.ops[self.index] == "...":
                 self.index += 1
             else:
                 params.append((self.name(), self.index - 1))
-            if self.op() == ",":
+            if self.ops[self.index] == ",":
                 self.index += 1
-            elif self.op() != ")":
+            elif self.ops[self.index] != ")":
                 raise _Unparsable()
         self.index += 1
         self.block(params)
@@ -489,11 +484,11 @@ class _Reader(object):
 
     def expression_statement(self):
         values, pending, simple, reported = self.suffixed(defer=True)
-        if self.op() not in ("=", ","):
+        if self.ops[self.index] not in ("=", ","):
             self.commit(pending, reported)  # a call statement reads what it calls
             return
         targets = [(simple, values)]  # assigned to, not read
-        while self.op() == ",":
+        while self.ops[self.index] == ",":
             self.index += 1
             values, _pending, simple, _reported = self.suffixed(defer=True)
             targets.append((simple, values))
@@ -508,15 +503,15 @@ class _Reader(object):
     def expressions(self):
         """exp {, exp}: one list of values per expression."""
         found = [self.expression()]
-        while self.op() == ",":
+        while self.ops[self.index] == ",":
             self.index += 1
             found.append(self.expression())
         return found
 
     def expression(self):
         values = self.operand()
-        while self.op() in _BINARY:
-            keyword = self.op()
+        while self.ops[self.index] in _BINARY:
+            keyword = self.ops[self.index]
             self.index += 1
             other = self.operand()
             # x or os, x and os: either operand may be the result.
@@ -551,13 +546,13 @@ class _Reader(object):
 
     def table(self):
         self.expect("{")
-        while self.op() != "}":
+        while self.ops[self.index] != "}":
             token = self.tokens[self.index]
             if token[0] == NAME and self.index + 1 < self.count and self.tokens[self.index + 1][1] == "=" \
                     and self.tokens[self.index + 1][0] == OP:
                 self.index += 2  # name = value: the name is a key, not a read
                 self.expression()
-            elif self.op() == "[":
+            elif self.ops[self.index] == "[":
                 self.index += 1
                 self.expression()
                 self.expect("]")
@@ -565,9 +560,9 @@ class _Reader(object):
                 self.expression()
             else:
                 self.expression()
-            if self.op() in (",", ";"):
+            if self.ops[self.index] in (",", ";"):
                 self.index += 1
-            elif self.op() != "}":
+            elif self.ops[self.index] != "}":
                 raise _Unparsable()
         self.index += 1
 
@@ -649,7 +644,7 @@ class _Reader(object):
             self.table()
             return [[]]
         self.expect("(")
-        if self.op() == ")":
+        if self.ops[self.index] == ")":
             self.index += 1
             return []
         found = self.expressions()
