@@ -493,3 +493,24 @@ def test_no_running_worker_is_a_warning(aged_host):
     findings, warnings = process_findings(config, [], check_filesystem=True)
     assert findings == []
     assert any("no running nginx worker" in w for w in warnings)
+
+
+def test_verify_tree_reads_g_first_and_cross_checks_with_the_dump(tmp_path):
+    (tmp_path / "extra.conf").write_text("user root;\n")
+    main = tmp_path / "nginx.conf"
+    main.write_text(conf(top=""))
+    params = "include extra.conf;"  # relative: against the main file's directory, as nginx does
+    same = "".join("# configuration file %s:\n%s\n" % (path, path.read_text())
+                   for path in (tmp_path / "extra.conf", main))
+    report = lua_rules.verify_tree(str(main), params, dump=same)
+    assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
+        ("nginx-user-root", str(tmp_path / "extra.conf"), 1)]
+    # nginx -T printed the main file before the -g include: not what nginx does.
+    swapped = "".join("# configuration file %s:\n%s\n" % (path, path.read_text())
+                      for path in (main, tmp_path / "extra.conf"))
+    report = lua_rules.verify_tree(str(main), params, dump=swapped)
+    assert sorted((f["rule"], f["file"]) for f in report["findings"]) == [
+        ("nginx-dump-mismatch", str(tmp_path / "extra.conf")),
+        ("nginx-user-root", str(tmp_path / "extra.conf"))]
+    # Without a dump (offline, or the gate) the cross-check rule does not run.
+    assert "nginx-dump-mismatch" not in [f["rule"] for f in lua_rules.verify_tree(str(main))["findings"]]
