@@ -422,7 +422,8 @@ def test_verifier_reads_the_g_include_the_service_runs_with(host):
     extra = "/etc/nginx/molecule-g.conf"
     params = "include %s; daemon on; master_process on;" % extra
     host.run_expect([0], "printf 'worker_shutdown_timeout 10s;\\n' > %s", extra)
-    host.run_expect([0], "printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/nginx -g \"%s\"\\n' > %s", params, dropin)
+    exec_start = 'ExecStart=/usr/sbin/nginx -g "%s"' % params
+    host.run_expect([0], "printf '%%s\\n' %s %s %s > %s", "[Service]", "ExecStart=", exec_start, dropin)
     try:
         host.run_expect([0], "systemctl daemon-reload")
         host.run_expect([0], "systemctl restart nginx")
