@@ -56,6 +56,7 @@ sanity: venv
 	@bash scripts/ansible-test-sanity.sh $(SANITY_TREE)
 
 unit: venv collection
+	@bash scripts/ensure-luajit.sh
 	cd $(COLLECTION_LINK) && PYTHONPATH=$(COLLECTIONS) python -m pytest -q -p no:cacheprovider tests/unit
 
 molecule: venv collection images
@@ -87,3 +88,4 @@ bench: venv collection images
 	python scripts/bench_redos.py --runs 9
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_seal.py --runs 5
+	PYTHONPATH=$(COLLECTIONS) python scripts/bench_lua_finder.py --blocks 20000

@@ -25,6 +25,7 @@ import re
 import stat
 import time
 
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_command
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
@@ -51,6 +52,7 @@ FAIL_ON_CHOICES = ("none",) + SEVERITIES
 CONFIG = "config"
 FILESYSTEM = "filesystem"
 PROCESSES = "processes"
+LIVE = "live"  # a live reading, cross-checked with nginx -T
 
 DEFAULT_POLICY = {
     "socket_connect_timeout_max": "5s",
@@ -228,8 +230,9 @@ class Facts(object):
 
     def __init__(self, config, policy=None, prefix=None, versions=None, check_filesystem=False,
                  check_processes=False, sealed_dirs=(), processes=None, master_pid=None,
-                 proc="/proc"):
+                 proc="/proc", cross_check=None):
         self.config = config
+        self.cross_check = list(cross_check or ())
         self.policy = policy if policy is not None else make_policy()
         self.prefix = prefix
         self.versions = versions or {}
@@ -238,6 +241,8 @@ class Facts(object):
             self.enabled.add(FILESYSTEM)
         if check_processes:
             self.enabled.add(PROCESSES)
+        if cross_check is not None:
+            self.enabled.add(LIVE)
         self.sealed_dirs = list(sealed_dirs or ())
         self.proc = proc
         self.master_pid = master_pid
@@ -617,6 +622,17 @@ def nginx_user_root(facts):
             yield ("user %s: workers run as root" % " ".join(node.args), node.file, node.line)
 
 
+@rule("nginx-dump-mismatch", HIGH, "nginx -T does not print the files the verifier read",
+      "On a live host the rules run on the configuration files read from disk as nginx reads "
+      "them (with the service's -c, -p and -g); nginx -T only cross-checks that reading. When "
+      "the two differ (a file changed in between, an include nginx resolves otherwise, a "
+      "forged marker line), one reading is not what nginx runs, and the audit says so.",
+      needs=(LIVE,))
+def nginx_dump_mismatch(facts):
+    for path, line, message in facts.cross_check:
+        yield (message, path, line)
+
+
 # ---------------------------------------------------------------------------------------
 # Config rules: medium
 # ---------------------------------------------------------------------------------------
@@ -970,13 +986,16 @@ def lua_module_dir_not_sealed(facts):
 
 def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=False,
              check_processes=False, sealed_dirs=(), processes=None, master_pid=None,
-             proc="/proc", rules=None):
+             proc="/proc", rules=None, cross_check=None):
     """Run the rules on a parsed NginxConfig; return dict(findings, summary, warnings).
 
     policy is the user's overrides (see make_policy). Host rules run only when their
     check_* switch is on. processes (a list of nginx_runtime.read_process() dicts) and
-    master_pid replace reading /proc, for tests. Findings are sorted by severity (high
-    first), then file and line, and never repeated (an included file is checked once).
+    master_pid replace reading /proc, for tests. cross_check, for a live reading, lists
+    (file, line, message) where `nginx -T` disagreed with the files read from disk (see
+    verify_tree); None (an offline reading) skips rule nginx-dump-mismatch. Findings
+    are sorted by severity (high first), then file and line, and never repeated (an
+    included file is checked once).
     """
     policy = make_policy(policy)
     findings = []
@@ -985,7 +1004,7 @@ def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=F
     # A dump that can be read more than one way is checked in every reading that fits.
     for reading in [config] + list(getattr(config, "alternatives", ())):
         facts = Facts(reading, policy, prefix, versions, check_filesystem,
-                      check_processes, sealed_dirs, processes, master_pid, proc)
+                      check_processes, sealed_dirs, processes, master_pid, proc, cross_check)
         for item in rules if rules is not None else RULES:
             if not item.needs <= facts.enabled:
                 continue
@@ -1033,9 +1052,32 @@ def verify_dump_file(path, main=None, **options):
     return verify_dump_text(nginx_parser.read_file(path), main, **options)
 
 
-def verify_tree(main, **options):
-    """Read the configuration from disk starting at main and evaluate it."""
-    return evaluate(nginx_parser.load_tree(main), **options)
+def verify_tree(main, params=None, dump=None, **options):
+    """Read the configuration from disk as nginx does and evaluate it.
+
+    main is the main file, params the text of the service's -g option (directives read
+    first, in the main context). dump, when given, is the output of `nginx -T` run with the
+    same flags: a cross-check only; where it differs from the files, the finding is
+    nginx-dump-mismatch and the rules still run on the files. Options as for evaluate().
+    """
+    config = nginx_parser.load_tree(main, params)
+    if dump is not None:
+        options["cross_check"] = list(options.get("cross_check") or ()) + dump_mismatches(config, dump)
+    return evaluate(config, **options)
+
+
+def dump_mismatches(config, dump):
+    """[(file, line, message)] where `nginx -T` output differs from the files config read."""
+    order = nginx_command.dump_order(config, nginx_parser.PARAMS_FILE)
+    texts = []
+    for path in order:
+        try:
+            texts.append((path, nginx_parser.read_file(path)))
+        except (IOError, OSError) as exc:
+            return [(path, None, "cannot read %s again to compare it with nginx -T: %s"
+                     % (path, exc.strerror or exc))]
+    difference = nginx_command.first_difference(texts, dump)
+    return [difference] if difference else []
 
 
 # The rules kept in their own modules register themselves in RULES when imported; they

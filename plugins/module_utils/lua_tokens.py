@@ -4,9 +4,11 @@
 """A Lua 5.1 / LuaJIT tokenizer and a finder for references to dangerous functions.
 
 Comments and strings become single tokens (comments are dropped), so a name that only
-appears inside a comment or a string never looks like code. The finder is a static,
-best-effort check of inline code; it is not a sandbox (a determined author can always reach
-these functions indirectly, for example through ``require("ffi")``).
+appears inside a comment or a string never looks like code. The finder reads the tokens
+with Lua's grammar and block scoping, and follows what names stand for (aliases, the
+globals table, package.loaded, require). It is a static, best-effort check of inline code,
+not a sandbox (a determined author can always reach these functions indirectly, for
+example through ``require("ffi")``).
 
 Standard library only: this runs on targets.
 """
@@ -137,6 +139,630 @@ def validate_entries(entries):
     return tuple(entries)
 
 
+def _matches(entry_parts, chain):
+    if len(chain) < len(entry_parts):
+        return False
+    for want, have in zip(entry_parts, chain):
+        if want != "*" and want != have:
+            return False
+    return True
+
+
+# Global names through which code reaches a library other than by the library's own name.
+_GATEWAYS = ("_G", "require", "package", "rawget", "getfenv")
+_COMPILED = {}
+
+
+def _compile(entries):
+    """What find_dangerous needs for one list of entries, cached per list.
+
+    (entries by first name, library -> first entry, the names a use starts with, the
+    string methods among the entries, a prefilter regex of those names).
+    """
+    key = tuple(entries)
+    if key not in _COMPILED:
+        by_first = {}
+        libraries = {}
+        for entry in key:
+            parts = entry.split(".")
+            by_first.setdefault(parts[0], []).append((entry, tuple(parts)))
+            if len(parts) > 1:
+                libraries.setdefault(parts[0], entry)
+        heads = frozenset(set(by_first) | set(_GATEWAYS))
+        # ("").dump is string.dump: a string's methods are the string library.
+        methods = frozenset(parts[1] for parts in (entry.split(".") for entry in key)
+                            if parts[0] == "string" and len(parts) > 1 and parts[1] != "*")
+        prefilter = re.compile(r"\b(?:%s)\b" % "|".join(re.escape(n) for n in sorted(heads | methods)))
+        _COMPILED[key] = (by_first, libraries, heads, methods, prefilter)
+    return _COMPILED[key]
+
+
+def find_dangerous(code, entries=DEFAULT_DANGEROUS_CALLS):
+    """Return [(entry, reference, line)] for every use of a dangerous function in code.
+
+    A use is a read of the function wherever it leads: ``os.execute(...)``, ``local run =
+    os.execute``, ``os["execute"]``, ``load(...)``, and the same reached through another
+    name: a local or global alias (``local o = os; o.execute()``, ``local e = os.execute;
+    e()``, chains of them), the globals table (``_G.os``, ``_G["os"]``, ``rawget(_G, "os")``,
+    ``getfenv(0).os``, ``getfenv().os``), ``package.loaded.io`` and ``require("os")``. The
+    reference is the canonical name (``os.execute``), or ``require("os")`` for a require of
+    a library that holds an entry.
+
+    Not uses: names in comments or strings, fields of other tables (``t.os``,
+    ``obj:load()``), table keys, assignments (``os.execute = nil``, as a prelude that
+    removes globals does), and locals that only share a global's name (``local function
+    load() end``, parameters, ``for`` variables), within their scope as Lua's blocks define
+    it. Aliases are tracked without regard to control flow: a variable stands for every
+    value ever assigned to it, so a branch or a loop cannot hide one. Code this reader
+    cannot follow (a syntax error; nginx would reject or never run it) is scanned name by
+    name instead, without scopes or aliases.
+    """
+    compiled = _compile(entries)
+    # Every use starts with one of these names: code without them needs no tokenizing.
+    if not compiled[4].search(code):
+        return []
+    tokens = tokenize(code)
+    uses, exact = _flat_scan(tokens, compiled)
+    if not exact:
+        reader = _Reader(tokens, compiled[0], compiled[1])
+        try:
+            uses = reader.run()
+        except (_Unparsable, IndexError, RuntimeError):  # RuntimeError: nesting too deep
+            # Keep the name-by-name reading, and what the reader saw before it stopped.
+            uses = sorted(set(uses) | set(reader.found), key=lambda use: use[2])
+    return [(entry, reference, line_of(code, pos)) for entry, reference, pos in uses]
+
+
+class _Unparsable(Exception):
+    pass
+
+
+_BLOCK_END = frozenset(("end", "else", "elseif", "until"))
+_UNARY = frozenset(("not", "-", "#"))
+_BINARY = frozenset(("+", "-", "*", "/", "%", "^", "..", "==", "~=", "<", "<=", ">", ">=",
+                     "and", "or"))
+_CONSTANTS = frozenset(("nil", "true", "false", "..."))
+_GLOBALS = ("_G",)
+
+
+def _normalize(path):
+    """The canonical name of a global path: _G.x is x, package.loaded.x is x."""
+    while True:
+        if len(path) > 1 and path[0] == "_G":
+            path = path[1:]
+        elif len(path) > 2 and path[0] == "package" and path[1] == "loaded":
+            path = path[2:]
+        else:
+            return path
+
+
+def _add(values, new):
+    """Add the values of new to the list values; return whether anything was added."""
+    added = False
+    for value in new:
+        if value not in values:
+            values.append(value)
+            added = True
+    return added
+
+
+class _Reader(object):
+    """A recursive-descent reader of Lua 5.1 that follows scopes and what names stand for.
+
+    A value is a list of what an expression may be: a tuple naming a global path
+    (("os",), ("os", "execute"), ("_G",) for the globals table) or a str for a string
+    constant; an empty list is "not known to be anything dangerous". A variable is such a
+    list too, shared by every use and widened by every assignment; when an assignment
+    widens one after it may have been read, the whole chunk is read again (the lists
+    persist per declaration), so a use before the assignment in a loop is seen as well.
+    """
+
+    def __init__(self, tokens, by_first, libraries):
+        self.tokens = tokens
+        self.count = len(tokens)
+        # Each token's value when it is an operator or keyword, else None; one more None
+        # stands for the end.
+        self.ops = [token[1] if token[0] == OP else None for token in tokens] + [None]
+        self.by_first = by_first
+        self.libraries = libraries
+        self.aliases = {}     # global name -> values the chunk assigned to it
+        self.declared = {}    # token index of a local's name -> its values, across passes
+        self.index = 0
+        self.scopes = []
+        self.found = []
+        self.widened = False
+
+    def run(self):
+        for _pass in range(4):
+            self.index = 0
+            self.scopes = []
+            self.found = []
+            self.widened = False
+            self.block()
+            if self.index != self.count:
+                raise _Unparsable()
+            if not self.widened:
+                break
+        return self.found
+
+    # -- tokens ----------------------------------------------------------------------
+
+    def expect(self, value):
+        if self.ops[self.index] != value:
+            raise _Unparsable()
+        self.index += 1
+
+    def name(self):
+        token = self.tokens[self.index]
+        if token[0] != NAME:
+            raise _Unparsable()
+        self.index += 1
+        return token[1]
+
+    # -- names -----------------------------------------------------------------------
+
+    def lookup(self, name):
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        aliases = self.aliases.get(name)
+        return [(name,)] + aliases if aliases else [(name,)]
+
+    def declare(self, name, at, values=()):
+        """A new local (its name token at index at) standing for values."""
+        known = self.declared.get(at)
+        if known is None:
+            known = self.declared[at] = []
+            _add(known, values)
+        elif _add(known, values):  # on a later pass, what it stands for grew: read again
+            self.widened = True
+        self.scopes[-1][name] = known
+
+    def assign(self, target, values):
+        """Widen what an assignment target stands for (a variable or a global)."""
+        simple, paths = target
+        if not values:
+            return
+        if simple is not None:
+            for scope in reversed(self.scopes):
+                if simple in scope:
+                    if _add(scope[simple], values):
+                        self.widened = True
+                    return
+            names = [simple]
+        else:  # _G.x = ..., _G["x"] = ...: the global x
+            names = [path[0] for path in paths if isinstance(path, tuple) and len(path) == 1]
+        for name in names:
+            if _add(self.aliases.setdefault(name, []), values):
+                self.widened = True
+
+    # -- uses ------------------------------------------------------------------------
+
+    def check(self, values, pos):
+        """The uses (entry, reference, pos) a read of values makes."""
+        uses = []
+        for value in values:
+            if isinstance(value, tuple):
+                for entry, parts in self.by_first.get(value[0], ()):
+                    if _matches(parts, value):
+                        uses.append((entry, ".".join(value[:len(parts)]), pos))
+                        break
+        return uses
+
+    def commit(self, uses, reported):
+        for use in uses:
+            if use[:2] not in reported:
+                reported.add(use[:2])
+                self.found.append(use)
+
+    # -- statements ------------------------------------------------------------------
+
+    def block(self, names=()):
+        """Statements up to a block end (not consumed), in a new scope holding names."""
+        self.scopes.append({})
+        for name, at in names:
+            self.declare(name, at)
+        while self.index < self.count and self.ops[self.index] not in _BLOCK_END:
+            self.statement()
+        self.scopes.pop()
+
+    def statement(self):
+        keyword = self.ops[self.index]
+        if keyword is None or keyword == "(":
+            self.expression_statement()
+        elif keyword == ";" or keyword == "break":
+            self.index += 1
+        elif keyword == "local":
+            self.index += 1
+            self.local()
+        elif keyword == "if":
+            self.index += 1
+            self.expression()
+            self.expect("then")
+            self.block()
+            while self.ops[self.index] == "elseif":
+                self.index += 1
+                self.expression()
+                self.expect("then")
+                self.block()
+            if self.ops[self.index] == "else":
+                self.index += 1
+                self.block()
+            self.expect("end")
+        elif keyword == "while":
+            self.index += 1
+            self.expression()
+            self.expect("do")
+            self.block()
+            self.expect("end")
+        elif keyword == "do":
+            self.index += 1
+            self.block()
+            self.expect("end")
+        elif keyword == "for":
+            self.index += 1
+            names = self.names()
+            if self.ops[self.index] not in ("=", "in"):
+                raise _Unparsable()
+            self.index += 1
+            self.expressions()  # evaluated outside the loop's scope
+            self.expect("do")
+            self.block(names)
+            self.expect("end")
+        elif keyword == "repeat":
+            self.index += 1
+            self.scopes.append({})  # the condition sees the body's locals
+            while self.index < self.count and self.ops[self.index] not in _BLOCK_END:
+                self.statement()
+            self.expect("until")
+            self.expression()
+            self.scopes.pop()
+        elif keyword == "function":
+            self.index += 1
+            self.function_statement()
+        elif keyword == "return":
+            self.index += 1
+            if self.index < self.count and self.ops[self.index] not in _BLOCK_END and self.ops[self.index] != ";":
+                self.expressions()
+        elif keyword == "::":
+            self.index += 1
+            self.name()
+            self.expect("::")
+        elif keyword == "goto":
+            self.index += 1
+            self.name()
+        else:
+            raise _Unparsable()
+
+    def names(self):
+        """NAME {, NAME} as (name, token index) pairs."""
+        found = [(self.name(), self.index - 1)]
+        while self.ops[self.index] == ",":
+            self.index += 1
+            found.append((self.name(), self.index - 1))
+        return found
+
+    def local(self):
+        if self.ops[self.index] == "function":
+            self.index += 1
+            at = self.index
+            self.declare(self.name(), at)  # visible in its own body
+            self.function_body()
+            return
+        names = self.names()
+        values = []
+        if self.ops[self.index] == "=":
+            self.index += 1
+            values = self.expressions()  # evaluated before the new locals exist
+        for number, (name, at) in enumerate(names):
+            self.declare(name, at, values[number] if number < len(values) else ())
+
+    def function_statement(self):
+        # function a.b:c() assigns a field or a global: a declaration, not a read.
+        self.name()
+        method = False
+        while self.ops[self.index] in (".", ":"):
+            method = self.ops[self.index] == ":"
+            self.index += 1
+            self.name()
+        self.function_body(method)
+
+    def function_body(self, method=False):
+        self.expect("(")
+        params = [("self", self.index)] if method else []
+        while self.ops[self.index] != ")":
+            if self.ops[self.index] == "...":
+                self.index += 1
+            else:
+                params.append((self.name(), self.index - 1))
+            if self.ops[self.index] == ",":
+                self.index += 1
+            elif self.ops[self.index] != ")":
+                raise _Unparsable()
+        self.index += 1
+        self.block(params)
+        self.expect("end")
+
+    def expression_statement(self):
+        values, pending, simple, reported = self.suffixed(defer=True)
+        if self.ops[self.index] not in ("=", ","):
+            self.commit(pending, reported)  # a call statement reads what it calls
+            return
+        targets = [(simple, values)]  # assigned to, not read
+        while self.ops[self.index] == ",":
+            self.index += 1
+            values, _pending, simple, _reported = self.suffixed(defer=True)
+            targets.append((simple, values))
+        self.expect("=")
+        assigned = self.expressions()
+        for number, target in enumerate(targets):
+            if number < len(assigned):
+                self.assign(target, assigned[number])
+
+    # -- expressions -----------------------------------------------------------------
+
+    def expressions(self):
+        """exp {, exp}: one list of values per expression."""
+        found = [self.expression()]
+        while self.ops[self.index] == ",":
+            self.index += 1
+            found.append(self.expression())
+        return found
+
+    def expression(self):
+        values = self.operand()
+        while self.ops[self.index] in _BINARY:
+            keyword = self.ops[self.index]
+            self.index += 1
+            other = self.operand()
+            # x or os, x and os: either operand may be the result.
+            values = values + other if keyword in ("and", "or") else []
+        return values
+
+    def operand(self):
+        token = self.tokens[self.index]
+        kind, value = token[0], token[1]
+        if kind == NUMBER:
+            self.index += 1
+            return []
+        if kind == STRING:
+            self.index += 1
+            return [value]
+        if kind == OP:
+            if value in _UNARY:
+                self.index += 1
+                self.operand()
+                return []
+            if value in _CONSTANTS:
+                self.index += 1
+                return []
+            if value == "{":
+                self.table()
+                return []
+            if value == "function":
+                self.index += 1
+                self.function_body()
+                return []
+        return self.suffixed()[0]
+
+    def table(self):
+        self.expect("{")
+        while self.ops[self.index] != "}":
+            token = self.tokens[self.index]
+            if token[0] == NAME and self.index + 1 < self.count and self.tokens[self.index + 1][1] == "=" \
+                    and self.tokens[self.index + 1][0] == OP:
+                self.index += 2  # name = value: the name is a key, not a read
+                self.expression()
+            elif self.ops[self.index] == "[":
+                self.index += 1
+                self.expression()
+                self.expect("]")
+                self.expect("=")
+                self.expression()
+            else:
+                self.expression()
+            if self.ops[self.index] in (",", ";"):
+                self.index += 1
+            elif self.ops[self.index] != "}":
+                raise _Unparsable()
+        self.index += 1
+
+    def suffixed(self, defer=False):
+        """A prefix expression with its suffixes: (values, pending uses, simple name, reported).
+
+        Each step's read is committed when the next suffix applies; the last one is
+        returned as pending when defer is set (an assignment target is not a read).
+        """
+        token = self.tokens[self.index]
+        pos = token[2]
+        simple = None
+        if token[0] == NAME:
+            self.index += 1
+            simple = token[1]
+            values = self.lookup(simple)
+        elif token[0] == OP and token[1] == "(":
+            self.index += 1
+            values = self.expression()
+            self.expect(")")
+        else:
+            raise _Unparsable()
+        reported = set()
+        pending = self.check(values, pos)
+        while self.index < self.count:
+            token = self.tokens[self.index]
+            kind, value = token[0], token[1]
+            if kind == OP and value in (".", ":"):
+                self.commit(pending, reported)
+                self.index += 1
+                values = self.field(values, [self.name()])
+                pending = self.check(values, pos)
+                if value == ":":
+                    self.commit(pending, reported)
+                    pending = []
+                    self.arguments()
+                    values = []
+            elif kind == OP and value == "[":
+                self.commit(pending, reported)
+                self.index += 1
+                values = self.field(values, self.expression())
+                self.expect("]")
+                pending = self.check(values, pos)
+            elif kind == STRING or (kind == OP and value in ("(", "{")):
+                self.commit(pending, reported)
+                values = self.call(values, self.arguments(), pos, reported)
+                pending = self.check(values, pos)
+            else:
+                break
+            simple = None
+        if not defer:
+            self.commit(pending, reported)
+            pending = []
+        return values, pending, simple, reported
+
+    @staticmethod
+    def field(values, keys):
+        """What values[key] may be, for each constant string key."""
+        found = []
+        for key in keys:
+            if not isinstance(key, str):
+                continue
+            for value in values:
+                if isinstance(value, tuple):
+                    path = _normalize(value + (key,))
+                else:  # a string's fields are the string library's
+                    path = ("string", key)
+                if path not in found:
+                    found.append(path)
+        return found
+
+    def arguments(self):
+        """Call arguments: a string, a table or (explist); one list of values per argument."""
+        token = self.tokens[self.index]
+        if token[0] == STRING:
+            self.index += 1
+            return [[token[1]]]
+        if token[0] == OP and token[1] == "{":
+            self.table()
+            return [[]]
+        self.expect("(")
+        if self.ops[self.index] == ")":
+            self.index += 1
+            return []
+        found = self.expressions()
+        self.expect(")")
+        return found
+
+    def call(self, values, arguments, pos, reported):
+        """What a call returns when it is require, rawget or getfenv of the real globals."""
+        found = []
+        for value in values:
+            if value == ("require",) and arguments:
+                for name in arguments[0]:
+                    if isinstance(name, str):
+                        _add(found, [_normalize((name,))])
+                        if name in self.libraries:
+                            self.commit([(self.libraries[name], 'require("%s")' % name, pos)],
+                                        reported)
+            elif value == ("rawget",) and len(arguments) > 1:
+                _add(found, self.field([table for table in arguments[0] if isinstance(table, tuple)],
+                                       arguments[1]))
+            elif value == ("getfenv",):
+                _add(found, [_GLOBALS])
+        return found
+
+
+_CALL_OPENERS = ("(", "{")
+_DECLARES = ("local", "for", "function")
+
+
+def _flat_scan(tokens, compiled):
+    """Name by name: ([(entry, reference, pos)], exact).
+
+    The direct uses (os.execute(...), _G.os.execute, package.loaded.io.popen, load(...)).
+    exact is False when this reading may differ from Lua's: a name a use starts with is
+    declared as a local somewhere (a scope decides what it means), or a library or the
+    globals table goes anywhere but straight into a call or a dangerous field (an alias),
+    or require, rawget or getfenv hand one out. Then _Reader decides; most code has
+    none of that, and this scan is several times faster than reading the grammar.
+    """
+    by_first, libraries, heads, methods = compiled[:4]
+    found = []
+    exact = True
+    index = 0
+    count = len(tokens)
+    while index < count:
+        kind, value, pos = tokens[index]
+        if kind != NAME:
+            if kind == OP and value in _DECLARES and exact:
+                exact = not _declares_head(tokens, index, heads)
+            index += 1
+            continue
+        if index and tokens[index - 1][0] == OP and tokens[index - 1][1] in _SKIP_AFTER:
+            if value in methods:
+                exact = False
+            index += 1
+            continue
+        if value not in heads:  # its fields are skipped one by one (they follow a ".")
+            index += 1
+            continue
+        chain, after = _read_chain(tokens, index)
+        following = tokens[after] if after < count else None
+        if following is not None and following[0] == OP and following[1] == "=":
+            index = after
+            continue
+        chain = _normalize(tuple(chain))
+        matched = False
+        for entry, parts in by_first.get(chain[0], ()):
+            if _matches(parts, chain):
+                found.append((entry, ".".join(chain[:len(parts)]), pos))
+                matched = True
+                break
+        called = following is not None and (following[0] == STRING or (
+            following[0] == OP and following[1] in _CALL_OPENERS))
+        if matched:
+            exact = exact and called  # a dangerous function kept under another name
+        elif exact:
+            if chain[0] in ("rawget", "getfenv", "_G") or chain[:2] == ("package", "loaded"):
+                exact = called and len(chain) > 1 and chain[0] not in ("rawget", "getfenv")
+            elif chain == ("require",):
+                argument = following
+                if called and following[0] == OP and following[1] == "(" and after + 1 < count:
+                    argument = tokens[after + 1]
+                exact = called and not (argument[0] == STRING and argument[1] in libraries)
+            elif not called:
+                # Kept or passed on: matters when a listed function lies below it (os, not
+                # os.time or string.format).
+                exact = not any(len(parts) > len(chain) and _matches(chain, parts)
+                                for _entry, parts in by_first.get(chain[0], ()))
+        index = after
+    return found, exact
+
+
+_SKIP_AFTER = (".", ":", "local", "function", "::", "goto")
+
+
+def _declares_head(tokens, index, heads):
+    """Whether the local, for or function at index declares one of heads as a local."""
+    count = len(tokens)
+    keyword = tokens[index][1]
+    index += 1
+    if keyword == "function":
+        while index < count and tokens[index][1] != "(":
+            index += 1
+        index += 1
+    elif index < count and tokens[index][1] == "function":  # local function NAME
+        return index + 1 < count and tokens[index + 1][1] in heads
+    while index < count:
+        kind, value, _pos = tokens[index]
+        if kind == NAME:
+            if value in heads:
+                return True
+        elif value not in (",", "..."):
+            return False
+        index += 1
+    return False
+
+
 def _read_chain(tokens, index):
     """Read NAME ( .NAME | :NAME | ["str"] )* from index; return (parts, next_index)."""
     parts = [tokens[index][1]]
@@ -156,82 +782,6 @@ def _read_chain(tokens, index):
             break
     return parts, index
 
-
-def _matches(entry_parts, chain):
-    if len(chain) < len(entry_parts):
-        return False
-    for want, have in zip(entry_parts, chain):
-        if want != "*" and want != have:
-            return False
-    return True
-
-
-_COMPILED = {}
-
-
-def _compile(entries):
-    """(entries by first name, library -> first entry, prefilter regex), cached per list."""
-    key = tuple(entries)
-    if key not in _COMPILED:
-        by_first = {}
-        libraries = {}
-        for entry in key:
-            parts = entry.split(".")
-            by_first.setdefault(parts[0], []).append((entry, parts))
-            if len(parts) > 1:
-                libraries.setdefault(parts[0], entry)
-        names = sorted(set(by_first) | set(["_G", "require"]))
-        prefilter = re.compile(r"\b(?:%s)\b" % "|".join(re.escape(n) for n in names))
-        _COMPILED[key] = (by_first, libraries, prefilter)
-    return _COMPILED[key]
-
-
-def find_dangerous(code, entries=DEFAULT_DANGEROUS_CALLS):
-    """Return [(entry, reference, line)] for every use of a dangerous function in code.
-
-    A use is a global access such as ``os.execute(...)``, ``local run = os.execute``,
-    ``os["execute"]``, ``_G.os.execute``, ``load(...)``, or ``require("os")`` when an entry
-    lives in that library. Not uses: names in comments or strings, fields of other tables
-    (``t.load``, ``obj:load()``), declarations (``local function load``), assignments
-    (``os.execute = nil``, as a prelude that removes globals does) and table keys.
-    """
-    by_first, libraries, prefilter = _compile(entries)
-    # Every use starts with one of these names: code without them needs no tokenizing.
-    if not prefilter.search(code):
-        return []
-    tokens = tokenize(code)
-    found = []
-    index = 0
-    count = len(tokens)
-    skip_after = (".", ":", "local", "function", "::", "goto")
-    while index < count:
-        kind, value, pos = tokens[index]
-        if kind != NAME:
-            index += 1
-            continue
-        if index and tokens[index - 1][0] == OP and tokens[index - 1][1] in skip_after:
-            index += 1
-            continue
-        chain, after = _read_chain(tokens, index)
-        following = tokens[after] if after < count else None
-        if following is not None and following[0] == OP and following[1] == "=":
-            index = after
-            continue
-        while len(chain) > 1 and chain[0] == "_G":
-            chain = chain[1:]
-        if chain == ["require"] and following is not None:
-            argument = following
-            if following[0] == OP and following[1] == "(" and after + 1 < count:
-                argument = tokens[after + 1]
-            if argument[0] == STRING and argument[1] in libraries:
-                found.append((libraries[argument[1]], 'require("%s")' % argument[1],
-                              line_of(code, pos)))
-        for entry, parts in by_first.get(chain[0], ()):
-            if _matches(parts, chain):
-                found.append((entry, ".".join(chain[:len(parts)]), line_of(code, pos)))
-                break
-        index = after
-    return found
 
 
 def _call_arguments(tokens, index):

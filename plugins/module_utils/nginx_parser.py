@@ -921,12 +921,17 @@ def read_file(path):
         return handle.read()
 
 
-def load_tree(main):
+PARAMS_FILE = "nginx -g"
+
+
+def load_tree(main, params=None):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 
     Includes resolve as nginx resolves them (resolve_include: glob(3) for patterns,
     relative ones against the main file's directory); a plain include that cannot be
     read is an error, as in nginx.
+    params is the text of nginx's -g option: directives of the main context that nginx reads
+    before the main file (ngx_conf_param); they come first, their file is PARAMS_FILE.
     """
     main = os.path.abspath(main)
     config = NginxConfig({}, main)
@@ -941,7 +946,13 @@ def load_tree(main):
     def expand(node):
         return resolve_include(config.include_pattern(node.args[0]))
 
-    _open_in_order(config, [main], read, expand)
+    def read_or_params(path, node):
+        return params if path == PARAMS_FILE else read(path, node)
+
+    _open_in_order(config, ([PARAMS_FILE] if params else []) + [main], read_or_params, expand)
+    if params:
+        config.files[main] = config.files.pop(PARAMS_FILE) + config.files[main]
+        config.roots = [main]
     return config
 
 

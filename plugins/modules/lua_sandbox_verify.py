@@ -11,11 +11,20 @@ DOCUMENTATION = r"""
 module: lua_sandbox_verify
 short_description: Prove that the Lua layer of an nginx or OpenResty server is hardened
 description:
-  - Reads the complete configuration nginx uses (C(nginx -T)), or a saved dump of it, with a
+  - Reads the complete configuration nginx uses, or a saved C(nginx -T) dump of it, with a
     Lua-aware parser and checks it against a catalogue of rules about lua-nginx-module
     (module search paths, code cache, cosocket timeouts and TLS, regex limits, C(*_by_lua_file)
     paths, dangerous calls in inline Lua, the user workers run as) and about the other
     directives that load code (C(load_module), C(ssl_engine), embedded Perl, njs).
+  - On a live host it reads what nginx reads, the configuration files on disk, following
+    includes as nginx does, from the main file and prefix the service really uses. Those
+    come from the C(-c), C(-p) and C(-g) of the unit's C(ExecStart) (C(systemctl cat), so
+    drop-ins count) or, when the running master (named in the pid file) was started with
+    other flags, from its command line. The C(-g) directives are read first, in the main
+    context, as nginx does (their findings name the file C(nginx -g)).
+  - C(nginx -T), run with the same flags, only cross-checks that reading. When it does not
+    print exactly those files, the finding C(nginx-dump-mismatch) (high) names the first
+    file and line that differ, and the rules still run on the files.
   - On the live host it also checks the module directories (present, not writable by
     anyone but root, sealed), the running workers (not root, not running code or
     configuration older than what is on disk).
@@ -33,7 +42,7 @@ author:
 options:
   binary:
     description:
-      - The nginx binary to run with C(-T) and C(-V).
+      - The nginx binary to run with C(-V) and, as a cross-check, C(-T).
       - By default C(openresty) is looked up first, then C(nginx) (in C(PATH), the sbin
         directories and C(/usr/local/openresty/bin)).
       - With O(dump), the binary is only used (for O(prefix) and RV(versions)) when this
@@ -44,7 +53,8 @@ options:
   config:
     description:
       - The main configuration file, passed to the binary as C(-c).
-      - Default is the binary's compiled-in path.
+      - Default is the C(-c) of the service (see O(service)), else the binary's compiled-in
+        path (relative to the prefix, as nginx resolves it).
       - With O(dump), names the main file of a dump that has no C(# configuration file)
         markers, and the main file of a dump taken with C(-g 'include ...') (which starts
         with the files C(-g) includes).
@@ -53,8 +63,18 @@ options:
     description:
       - The server prefix, used for C($prefix) in C(lua_package_path) and for relative
         C(*_by_lua_file) and C(pid) paths. When set it is also passed to the binary as C(-p).
-      - Default is the C(--prefix) reported by C(<binary> -V).
+      - Default is the C(-p) of the service (see O(service)), else the C(--prefix) reported by
+        C(<binary> -V).
     type: path
+  service:
+    description:
+      - The systemd unit whose C(ExecStart) gives the C(-c), C(-p) and C(-g) nginx runs with
+        (read with C(systemctl cat), drop-ins included). A running master started with other
+        flags wins over the unit, with a warning.
+      - Default is C(openresty) when the binary is OpenResty, else C(nginx). An empty string
+        skips the unit; the running master's flags are still used.
+      - Not used with O(dump).
+    type: str
   dump:
     description:
       - Analyse this saved output of C(nginx -T) instead of running the binary.
@@ -132,11 +152,14 @@ attributes:
     support: N/A
     platforms: posix
 notes:
-  - Running C(nginx -T) and reading module directories and C(/proc) usually needs root
-    (C(become)).
-  - C(nginx -T) prints the configuration files as they are on disk now, not the
+  - Running C(nginx -T) and reading configuration files, module directories and C(/proc)
+    usually needs root (C(become)).
+  - The files (and C(nginx -T)) are the configuration as it is on disk now, not the
     configuration the running master loaded; C(lua-stale-code-cache) reports files changed
     after the oldest worker started.
+  - nginx rewrites the master's command line into one line of text; a C(-g) value is read
+    from it up to the next nginx flag. The unit's C(ExecStart) is exact, and is used when
+    the master's line matches it.
   - The inline Lua check is static and best-effort; it is not a sandbox. Code can still
     reach these functions indirectly (for example through the C(ffi) library).
 seealso:
@@ -301,15 +324,39 @@ prefix:
   returned: always
   type: str
   sample: /usr/share/nginx
+service_flags:
+  description:
+    - The nginx flags of the service that the live reading honoured, and where they came
+      from. Null with O(dump) or without a binary.
+  returned: always
+  type: dict
+  contains:
+    conf:
+      description: The C(-c) value, or null.
+      type: str
+    prefix:
+      description: The C(-p) value, or null.
+      type: str
+    params:
+      description: The C(-g) value (directives read first, in the main context), or null.
+      type: str
+    origin:
+      description: C(unit NAME), C(the running master), or null when neither gave flags.
+      type: str
+  sample: {conf: null, prefix: null, params: "daemon on; master_process on;", origin: unit nginx}
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_command
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 
 _EXTRA_BIN_DIRS = ["/usr/local/openresty/bin", "/usr/local/openresty/nginx/sbin"]
+PROC = "/proc"
 
 
 def _find_binary(module):
@@ -341,8 +388,112 @@ def _with_runtime_libraries(versions):
     return versions
 
 
+def _unit_argv(module, service):
+    """The argv of the service unit's ExecStart (unit file and drop-ins), or None."""
+    systemctl = module.get_bin_path("systemctl") if service else None
+    if not systemctl:
+        return None
+    rc, out, _err = module.run_command([systemctl, "cat", "--", service])
+    if rc != 0:
+        return None
+    try:
+        return nginx_command.exec_start_from_unit(out)
+    except ValueError as exc:
+        module.warn("cannot read the ExecStart of %s: %s" % (service, exc))
+        return None
+
+
+def _master_argv(config, prefix, versions):
+    """The argv of the running master named in the pid file, or None."""
+    pid_nodes = [node for node in config.files[config.main] if node.directive == "pid" and node.args]
+    path = pid_nodes[-1].args[0] if pid_nodes else versions.get("pid_path")
+    if not path:
+        return None
+    if not os.path.isabs(path) and prefix:
+        path = os.path.join(prefix, path)
+    pid = nginx_runtime.read_pid_file(path)
+    if pid is None:
+        return None
+    try:
+        with open(os.path.join(PROC, str(pid), "cmdline"), "rb") as handle:
+            raw = handle.read()
+    except (IOError, OSError):
+        return None
+    argv = nginx_command.argv_from_cmdline(raw)
+    return argv if argv and "nginx" in raw.decode("utf-8", "replace") else None
+
+
+def _flags(module, argv, origin):
+    """nginx's flags in argv, or None (with a warning) when argv is not nginx's."""
+    if not argv:
+        return None
+    try:
+        return nginx_command.flags_from_argv(argv)
+    except ValueError as exc:
+        module.warn("ignoring the command line of %s: %s" % (origin, exc))
+        return None
+
+
+def _live(module, binary, versions):
+    """Read the files nginx reads with the service's flags; nginx -T cross-checks them.
+
+    Returns (NginxConfig, prefix, cross_check, service_flags).
+    """
+    params = module.params
+    service = params["service"]
+    if service is None:
+        service = "openresty" if versions.get("openresty") else "nginx"
+    empty = {"conf": None, "prefix": None, "params": None}
+    unit_argv = _unit_argv(module, service)
+    service_flags = _flags(module, unit_argv, "the ExecStart of %s" % service)
+    if service_flags is None:
+        unit_argv = None
+        service_flags = dict(empty)
+    origin = "unit %s" % service if unit_argv else None
+
+    def read(flags):
+        wanted = dict(flags)
+        if params["config"]:
+            wanted["conf"] = params["config"]
+        if params["prefix"]:
+            wanted["prefix"] = params["prefix"]
+        argv = [binary, "-T"]
+        for flag, key in (("-p", "prefix"), ("-c", "conf"), ("-g", "params")):
+            if wanted[key]:
+                argv += [flag, wanted[key]]
+        rc, out, err = module.run_command(argv, encoding=None)
+        out = out.decode("utf-8", "replace")
+        if rc != 0:
+            message = (err.decode("utf-8", "replace") or out).strip()
+            module.fail_json(msg="%s failed (rc %d): %s" % (" ".join(argv), rc, message), versions=versions)
+        # nginx's own default main file is conf/nginx.conf under the prefix.
+        main, full_prefix = nginx_command.effective_paths(
+            wanted, versions.get("prefix"), versions.get("conf_path") or "conf/nginx.conf")
+        if not main or not os.path.isabs(main):
+            module.fail_json(msg="the main configuration file is unknown: set config", versions=versions)
+        return nginx_parser.load_tree(main, wanted["params"]), wanted, full_prefix, out
+
+    config, wanted, prefix, dump = read(service_flags)
+    # The running master may have been started otherwise (by hand, or before a unit change).
+    master_argv = _master_argv(config, prefix, versions)
+    master_flags = _flags(module, master_argv, "the running master")
+    if master_flags is not None:
+        same = unit_argv and " ".join(unit_argv[1:]) == " ".join(master_argv[1:])
+        if not same and master_flags != service_flags:
+            if unit_argv:
+                module.warn("the running nginx master runs with other flags (%s) than the ExecStart "
+                            "of %s (%s): checking what the master runs"
+                            % (" ".join(master_argv[1:]), service, " ".join(unit_argv[1:])))
+            service_flags = master_flags
+            origin = "the running master"
+            config, wanted, prefix, dump = read(service_flags)
+    prefix = wanted["prefix"] or versions.get("prefix")  # as given (nginx adds the slash)
+    cross_check = lua_rules.dump_mismatches(config, dump)
+    return config, prefix, cross_check, dict(service_flags, origin=origin)
+
+
 def _load(module):
-    """Return (NginxConfig, versions, prefix) for the options given."""
+    """Return (NginxConfig, versions, prefix, cross_check, service flags) for the options given."""
     params = module.params
     binary = _find_binary(module) if (not params["dump"] or params["binary"]) else None
     versions = _versions(module, binary) if binary else {}
@@ -353,20 +504,12 @@ def _load(module):
             text = nginx_parser.read_file(params["dump"])
         except (IOError, OSError) as exc:
             module.fail_json(msg="cannot read dump %s: %s" % (params["dump"], exc))
-        return nginx_parser.parse_dump(text, main), versions, prefix
+        return nginx_parser.parse_dump(text, main), versions, prefix, None, None
     if binary:
-        argv = [binary, "-T"]
-        if params["prefix"]:
-            argv += ["-p", params["prefix"]]
-        if params["config"]:
-            argv += ["-c", params["config"]]
-        rc, out, err = module.run_command(argv)
-        if rc != 0:
-            module.fail_json(msg="%s failed (rc %d): %s" % (" ".join(argv), rc, (err or out).strip()),
-                             versions=versions)
-        return nginx_parser.parse_dump(out, main), versions, prefix
+        config, prefix, cross_check, flags = _live(module, binary, versions)
+        return config, versions, prefix, cross_check, flags
     if params["config"]:
-        return nginx_parser.load_tree(params["config"]), versions, prefix
+        return nginx_parser.load_tree(params["config"]), versions, prefix, None, None
     module.fail_json(msg="no openresty or nginx binary found: set binary, config or dump")
 
 
@@ -382,6 +525,7 @@ def main():
             sealed_dirs=dict(type="list", elements="path", default=[]),
             policy=dict(type="dict", default={}),
             fail_on=dict(type="str", choices=list(lua_rules.FAIL_ON_CHOICES), default="high"),
+            service=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -391,7 +535,7 @@ def main():
     except ValueError as exc:
         module.fail_json(msg="invalid policy: %s" % exc)
     try:
-        config, versions, prefix = _load(module)
+        config, versions, prefix, cross_check, service_flags = _load(module)
         if versions and params["check_processes"]:
             versions = _with_runtime_libraries(versions)
         report = lua_rules.evaluate(
@@ -402,6 +546,7 @@ def main():
             check_filesystem=params["check_filesystem"],
             check_processes=params["check_processes"],
             sealed_dirs=params["sealed_dirs"],
+            cross_check=cross_check,
         )
     except nginx_parser.NginxParseError as exc:
         module.fail_json(msg="cannot parse the nginx configuration: %s" % exc,
@@ -420,6 +565,7 @@ def main():
         versions=versions,
         config_files=list(config.files),
         prefix=prefix,
+        service_flags=service_flags,
     )
     if blocking and fail_on != "none":
         module.fail_json(

@@ -411,3 +411,28 @@ def test_the_effective_config_passes_gixy_ng_without_findings(host, effective, t
     assert findings == [], [(f["plugin"], f["file"], f["summary"]) for f in findings or ()] or run.stderr
     assert run.returncode == 0, run.stderr
     assert "Switched to parse nginx configuration dump" in run.stderr, "gixy must have read every file of the dump"
+
+
+def test_verifier_reads_the_g_include_the_service_runs_with(host):
+    # A drop-in gives nginx a -g that includes one more file; after a restart the master
+    # runs with it. The verifier must read that file from disk, first, and real nginx -T
+    # (run with the same flags) must print exactly the files it read: no
+    # nginx-dump-mismatch.
+    dropin = "/etc/systemd/system/nginx.service.d/zz-molecule-g.conf"
+    extra = "/etc/nginx/molecule-g.conf"
+    params = "include %s; daemon on; master_process on;" % extra
+    host.run_expect([0], "printf 'worker_shutdown_timeout 10s;\\n' > %s", extra)
+    exec_start = 'ExecStart=/usr/sbin/nginx -g "%s"' % params
+    host.run_expect([0], "printf '%%s\\n' %s %s %s > %s", "[Service]", "ExecStart=", exec_start, dropin)
+    try:
+        host.run_expect([0], "systemctl daemon-reload")
+        host.run_expect([0], "systemctl restart nginx")
+        assert params in host.check_output("cat /proc/$(cat /run/nginx.pid)/cmdline | tr '\\0' ' '")
+        result = verify(host, "low")
+    finally:
+        host.run_expect([0], "rm -f %s %s", dropin, extra)
+        host.run_expect([0], "systemctl daemon-reload")
+        host.run_expect([0], "systemctl restart nginx")
+    assert result["service_flags"] == {"conf": None, "prefix": None, "params": params, "origin": "unit nginx"}
+    assert extra in result["config_files"]
+    assert result["findings"] == [], result["findings"]

@@ -72,7 +72,7 @@ def test_catalogue_is_complete_and_documented():
         "lua-file-outside-module-roots", "lua-dangerous-call", "lua-socket-keepalive-timeout-too-long",
         "lua-regex-cache-too-large", "lua-module-dir-missing", "lua-module-dir-writable",
         "lua-module-file-writable", "nginx-worker-root", "lua-stale-code-cache",
-        "lua-module-dir-not-sealed", "nginx-dump-ambiguous",
+        "lua-module-dir-not-sealed", "nginx-dump-ambiguous", "nginx-dump-mismatch",
         # lua_rules_code_loading
         "nginx-load-module-outside-module-dir", "nginx-ssl-engine", "nginx-perl-code", "nginx-njs-code",
         "nginx-load-module-writable", "nginx-code-path-writable-by-worker",
@@ -549,3 +549,24 @@ def test_no_running_worker_is_a_warning(aged_host):
     findings, warnings = process_findings(config, [], check_filesystem=True)
     assert findings == []
     assert any("no running nginx worker" in w for w in warnings)
+
+
+def test_verify_tree_reads_g_first_and_cross_checks_with_the_dump(tmp_path):
+    (tmp_path / "extra.conf").write_text("user root;\n")
+    main = tmp_path / "nginx.conf"
+    main.write_text(conf(top=""))
+    params = "include extra.conf;"  # relative: against the main file's directory, as nginx does
+    same = "".join("# configuration file %s:\n%s\n" % (path, path.read_text())
+                   for path in (tmp_path / "extra.conf", main))
+    report = lua_rules.verify_tree(str(main), params, dump=same)
+    assert [(f["rule"], f["file"], f["line"]) for f in report["findings"]] == [
+        ("nginx-user-root", str(tmp_path / "extra.conf"), 1)]
+    # nginx -T printed the main file before the -g include: not what nginx does.
+    swapped = "".join("# configuration file %s:\n%s\n" % (path, path.read_text())
+                      for path in (main, tmp_path / "extra.conf"))
+    report = lua_rules.verify_tree(str(main), params, dump=swapped)
+    assert sorted((f["rule"], f["file"]) for f in report["findings"]) == [
+        ("nginx-dump-mismatch", str(tmp_path / "extra.conf")),
+        ("nginx-user-root", str(tmp_path / "extra.conf"))]
+    # Without a dump (offline, or the gate) the cross-check rule does not run.
+    assert "nginx-dump-mismatch" not in [f["rule"] for f in lua_rules.verify_tree(str(main))["findings"]]

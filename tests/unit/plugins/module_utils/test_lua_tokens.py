@@ -4,13 +4,21 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_tokens
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_tokens import (
+    DEFAULT_DANGEROUS_CALLS,
     NAME,
     STRING,
     LuaSyntaxError,
     find_dangerous,
     tokenize,
     validate_entries,
+)
+from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.lua_alias_cases import (
+    DANGEROUS,
+    MISSES,
+    OVER_APPROXIMATIONS,
+    SAFE,
 )
 
 
@@ -146,3 +154,69 @@ def test_comment_ends_agree_with_luajit(code):
     out = subprocess.run([luajit, "-e", probe], input=code.encode(), stdout=subprocess.PIPE,
                          check=True).stdout
     assert bool(find_dangerous(code)) == (out == b"REACHED")
+def labels(code):
+    return set(reference if reference.startswith("require(") else entry
+               for entry, reference, _line in find_dangerous(code))
+
+
+@pytest.mark.parametrize("code,expected", [c[1:] for c in DANGEROUS], ids=[c[0] for c in DANGEROUS])
+def test_dangerous_functions_through_other_names(code, expected):
+    assert labels(code) == expected
+
+
+@pytest.mark.parametrize("code", [c[1] for c in SAFE], ids=[c[0] for c in SAFE])
+def test_look_alikes_are_not_the_globals(code):
+    assert labels(code) == set()
+
+
+@pytest.mark.parametrize("code,expected", [c[1:3] for c in OVER_APPROXIMATIONS],
+                         ids=[c[0] for c in OVER_APPROXIMATIONS])
+def test_documented_over_approximations(code, expected):
+    assert labels(code) == expected
+
+
+@pytest.mark.parametrize("code", [c[1] for c in MISSES], ids=[c[0] for c in MISSES])
+def test_documented_misses(code):
+    assert labels(code) == set()
+
+
+@pytest.mark.parametrize("code,expected", [
+    ("local o = os\n\no.execute('x')", [("os.execute", "os.execute", 3)]),
+    ("local e = os.execute\ne('x')", [("os.execute", "os.execute", 1), ("os.execute", "os.execute", 2)]),
+    ("local o = {}\nfor i = 1, 2 do\n  o.execute('x')\n  o = os\nend",
+     [("os.execute", "os.execute", 3)]),
+    ('local i = require "io"\ni.popen("x")', [("io.popen", 'require("io")', 1), ("io.popen", "io.popen", 2)]),
+    ("getfenv(0)\n.debug\n.sethook()", [("debug.*", "debug.sethook", 1)]),
+])
+def test_alias_uses_are_reported_where_they_are(code, expected):
+    assert uses(code) == expected
+
+
+@pytest.mark.parametrize("code,expected", [
+    ("local x = os.execute(", [("os.execute", "os.execute", 1)]),  # unfinished call
+    ("local load = load(s) end end", [("load", "load", 1)]),  # stray end
+    ("local o = os o.execute( '", [("os.execute", "os.execute", 1)]),  # unfinished string
+    ("(" * 400 + "os.execute" + ")" * 400 + "()", [("os.execute", "os.execute", 1)]),  # too deep
+])
+def test_code_the_reader_cannot_follow_is_scanned_name_by_name(code, expected):
+    assert uses(code) == expected
+
+
+def _all_case_codes():
+    return [c[1] for c in DANGEROUS + SAFE + OVER_APPROXIMATIONS + MISSES]
+
+
+@pytest.mark.parametrize("code", _all_case_codes())
+def test_fast_path_only_answers_when_it_agrees_with_the_reader(code):
+    compiled = lua_tokens._compile(DEFAULT_DANGEROUS_CALLS)
+    tokens = tokenize(code)
+    flat, exact = lua_tokens._flat_scan(tokens, compiled)
+    reader = lua_tokens._Reader(tokens, compiled[0], compiled[1]).run()
+    if exact:
+        assert set(use[:2] for use in flat) == set(use[:2] for use in reader)
+
+
+def test_fast_path_is_taken_for_plain_code():
+    compiled = lua_tokens._compile(DEFAULT_DANGEROUS_CALLS)
+    code = 'local cjson = require "cjson.safe" ngx.say(os.time(), string.format("%d", 1))'
+    assert lua_tokens._flat_scan(tokenize(code), compiled) == ([], True)
