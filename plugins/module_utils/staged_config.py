@@ -166,30 +166,32 @@ def diff(conf_dir, changes):
 
 def _path_pattern(aliases):
     names = sorted(set(a.rstrip("/") for a in aliases if a and a.rstrip("/")), key=len, reverse=True)
-    # An alias counts only as a whole path component: /etc/nginx, not /etc/nginx2.
+    # An alias counts only as a whole path component: /etc/nginx, not /etc/nginx2. A path
+    # that goes on with a ".." component is left alone: replacing its start would change
+    # where ".." leads; redirect_includes() resolves such includes on the filesystem.
     return re.compile(b"(" + b"|".join(re.escape(n.encode("utf-8")) for n in names)
-                      + b")(?=[/\\s;\"'}]|$)")
+                      + b")(?=[/\\s;\"'}]|$)(?![^\\s;\"'{}]*/\\.\\.(?:[/\\s;\"'{}]|$))")
 
 
 def _rewrite(data, pattern, root):
     return pattern.sub(root.encode("utf-8").replace(b"\\", b"\\\\"), data)
 
 
-def _staged_link(link, path, source, root, aliases):
-    """Where the copy of the symlink at path must point: at the copy when it pointed into
-    the live directory, at the same place as before when it pointed outside."""
-    if not os.path.isabs(link):
-        resolved = os.path.normpath(os.path.join(os.path.dirname(path), link))
-        inside = resolved == source or resolved.startswith(source.rstrip("/") + "/")
-        return link if inside else resolved
-    for alias in aliases:
-        alias = alias.rstrip("/")
-        if link == alias or link.startswith(alias + "/"):
-            return root + link[len(alias):]
-    return link
+def _under(path, root):
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _copy_tree(source, dest, pattern, root, aliases):
+def _staged_link(src, real_source, root):
+    """Where the copy of the symlink src must point: where the kernel resolves src today
+    (every hop, ``..`` after a link included), moved into the copy when that lies in the
+    live directory, so that no spelling of the target reaches a live file."""
+    real = os.path.realpath(src)
+    if _under(real, real_source):
+        return root + real[len(real_source.rstrip("/")):]
+    return real
+
+
+def _copy_tree(source, dest, pattern, root):
     os.mkdir(dest, 0o700)
     for dirpath, dirnames, filenames in os.walk(source):
         target_dir = os.path.join(dest, os.path.relpath(dirpath, source))
@@ -198,7 +200,7 @@ def _copy_tree(source, dest, pattern, root, aliases):
             dst = os.path.join(target_dir, name)
             st = os.lstat(src)
             if stat.S_ISLNK(st.st_mode):
-                os.symlink(_staged_link(os.readlink(src), src, source, root, aliases), dst)
+                os.symlink(_staged_link(src, source, root), dst)
             elif stat.S_ISDIR(st.st_mode):
                 os.mkdir(dst, 0o700)
             elif stat.S_ISREG(st.st_mode):
@@ -210,17 +212,22 @@ def _copy_tree(source, dest, pattern, root, aliases):
             # Sockets, fifos and devices have no place in a configuration and are not copied.
 
 
-def stage(conf_dir, changes, workdir):
+def stage(conf_dir, changes, workdir, main_config="nginx.conf"):
     """Copy conf_dir to <workdir>/conf with the changes applied; return that path.
 
-    References to conf_dir (also through its real path, when it is a symlink) in file
-    contents and symlink targets are rewritten to the copy, so that `nginx -t` reads only
-    staged files.
+    Everything `nginx -t -c <copy>/<main_config>` reads must come from the copy: references
+    to conf_dir (also through its real path) in file contents are rewritten to the copy,
+    symlinks that resolve into conf_dir point into the copy, and every include is resolved
+    the way nginx and the kernel resolve it (see redirect_includes). Raises ConfigError
+    when an include would read a live file of conf_dir that cannot be pointed at the copy.
     """
     root = os.path.join(workdir, "conf")
-    aliases = sorted({conf_dir.rstrip("/") or "/", os.path.realpath(conf_dir)}, key=len, reverse=True)
+    real_conf = os.path.realpath(conf_dir)
+    if _under(os.path.realpath(workdir), real_conf):
+        raise ConfigError("the staging directory %s lies in %s" % (workdir, conf_dir))
+    aliases = sorted({conf_dir.rstrip("/") or "/", real_conf}, key=len, reverse=True)
     pattern = _path_pattern(aliases)
-    _copy_tree(os.path.realpath(conf_dir), root, pattern, root, aliases)
+    _copy_tree(real_conf, root, pattern, root)
     for change in changes:
         target = os.path.join(root, change["path"])
         parent = os.path.dirname(target)
@@ -233,7 +240,113 @@ def stage(conf_dir, changes, workdir):
         if change["state"] == "present":
             with open(target, "wb") as handle:
                 handle.write(_rewrite(change["after"], pattern, root))
+    redirect_includes(root, conf_dir, main_config)
     return root
+
+
+def load_staged(staged_root, main_config, conf_dir):
+    """Parse the staged tree, includes resolved as nginx resolves them (the one include
+    resolver of nginx_parser). Raises ConfigError naming live paths."""
+    try:
+        return nginx_parser.load_tree(os.path.join(staged_root, main_config))
+    except nginx_parser.NginxParseError as exc:
+        raise ConfigError("cannot read the new configuration: %s"
+                          % _live_text(str(exc), staged_root, conf_dir))
+
+
+def _live_text(text, staged_root, conf_dir):
+    return text.replace(staged_root, conf_dir.rstrip("/"))
+
+
+def _where(node, staged_root, conf_dir):
+    return "%s:%s" % (_live_path(node.file, staged_root, conf_dir), node.line)
+
+
+_GLOB_MAGIC = re.compile(r"[*?\[]")
+# Passes of redirect_includes: each pass can reveal includes of the files it redirected.
+_REDIRECT_PASSES = 16
+
+
+def _include_target(pattern, real_conf, staged_root):
+    """The staged spelling of an include pattern whose files lie in the live directory, or
+    None when the pattern already reads the copy or lies outside the live directory."""
+    parts = pattern.split("/")
+    literal = 0
+    while literal < len(parts) and not _GLOB_MAGIC.search(parts[literal]):
+        literal += 1
+    if literal == len(parts):
+        literal -= 1  # a plain path: resolve its directory, keep the file name
+    directory = os.path.realpath("/".join(parts[:literal]) or "/")
+    rest = "/".join(parts[literal:])
+    if _under(directory, os.path.realpath(staged_root)) or not _under(directory, real_conf):
+        if literal == len(parts) - 1 and not _GLOB_MAGIC.search(rest):
+            real = os.path.realpath(pattern)
+            if _under(real, real_conf):
+                return staged_root + real[len(real_conf.rstrip("/")):]
+        return None
+    return staged_root + directory[len(real_conf.rstrip("/")):] + "/" + rest
+
+
+def _quote(arg):
+    if re.search(r"[\s;{}#'\"\\]", arg):
+        return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
+    return arg
+
+
+def _rewrite_include(node, new_arg, staged_root, conf_dir):
+    """Replace the argument of one include directive, on its own line of its staged file."""
+    where = _where(node, staged_root, conf_dir)
+    if not _under(os.path.realpath(node.file), os.path.realpath(staged_root)):
+        raise ConfigError("include %s in %s reads files of %s from a file outside it; the change cannot "
+                          "stage that include" % (node.args[0], where, conf_dir))
+    arg = node.args[0]
+    spellings = [arg, '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"'),
+                 "'%s'" % arg.replace("\\", "\\\\").replace("'", "\\'")]
+    found = re.compile(r"((?:^|[\s;{}])include\s+)(?:%s)(?=\s*;)" % "|".join(re.escape(x) for x in spellings))
+    with open(node.file, "rb") as handle:
+        lines = handle.read().decode("utf-8", "surrogateescape").split("\n")
+    line = lines[node.line - 1] if 0 < node.line <= len(lines) else ""
+    changed, count = found.subn(lambda match: match.group(1) + _quote(new_arg), line)
+    if not count:
+        raise ConfigError("include %s in %s reads files of %s; write it on one line so that the change can "
+                          "stage it" % (arg, where, conf_dir))
+    lines[node.line - 1] = changed
+    with open(node.file, "wb") as handle:
+        handle.write("\n".join(lines).encode("utf-8", "surrogateescape"))
+
+
+def redirect_includes(staged_root, conf_dir, main_config):
+    """Point every include of the staged tree that reads files of the live conf_dir (under
+    any spelling: ``//``, ``.``, ``..``, a symlink to the directory) at the copy, then check
+    that no include reads a live file of conf_dir, whatever path leads there.
+
+    Raises ConfigError, naming the include, its file and line and the live file, when an
+    include cannot be pointed at the copy (a glob outside conf_dir that matches links into
+    it, or an include in a file outside conf_dir).
+    """
+    real_conf = os.path.realpath(conf_dir)
+    for dummy in range(_REDIRECT_PASSES):
+        config = load_staged(staged_root, main_config, conf_dir)
+        pending = [(node, _include_target(config.include_pattern(node.args[0]), real_conf, staged_root))
+                   for node, context in config.walk() if node.directive == "include"]
+        pending = dict(((os.path.realpath(node.file), node.line, node.args[0]), (node, target))
+                       for node, target in pending if target is not None)
+        if not pending:
+            break
+        for node, target in pending.values():
+            _rewrite_include(node, target, staged_root, conf_dir)
+    else:
+        raise ConfigError("the includes of %s keep leading back into %s" % (main_config, conf_dir))
+    real_root = os.path.realpath(staged_root)
+    for node, context in config.walk():
+        for path in (node.includes or []) if node.directive == "include" else []:
+            real = os.path.realpath(path)
+            if _under(real, real_conf) and not _under(real, real_root):
+                raise ConfigError("include %s in %s reads %s, which is the live %s; the change cannot stage an "
+                                  "include outside %s that leads back into it: include the file by its path in %s"
+                                  % (node.args[0], _where(node, staged_root, conf_dir), path, real, conf_dir,
+                                     conf_dir))
+    return config
 
 
 def run_staged_test(run, binary, staged_root, main_config, conf_dir):

@@ -353,7 +353,7 @@ def main():
         result["diff"] = diff(conf_dir, changes)
     workdir = tempfile.mkdtemp(prefix="nginx-config-")
     try:
-        staged = stage(conf_dir, changes, workdir)
+        staged = stage(conf_dir, changes, workdir, main_config)
         ok, output = run_staged_test(run, binary, staged, main_config, conf_dir)
         result["nginx_test_output"] = output
         if not ok:

@@ -15,19 +15,27 @@ from ansible_collections.hardened.openresty.plugins.module_utils.staged_config i
 ME = (os.getuid(), os.getgid())
 
 # A stand-in for `nginx -t -c FILE`: it follows `include` the way nginx does (relative
-# paths against the directory of FILE, globs skip dotfiles) and rejects any file that
-# contains the word BROKEN, naming the file and line as nginx would.
+# paths against the directory of FILE, globs skip dotfiles, the kernel follows symlinks) and
+# rejects any file that contains the word BROKEN, naming the file and line as nginx would.
+# With FAKE_NGINX_OPENED set, it appends the path of every file it opens to that file.
 FAKE_NGINX = r'''
 import glob, os, re, sys
 assert sys.argv[1:3] == ["-t", "-c"], sys.argv
 main = sys.argv[3]
 prefix = os.path.dirname(main)
+OPENED = os.environ.get("FAKE_NGINX_OPENED")
+
+def record(path):
+    if OPENED:
+        with open(OPENED, "a") as log:
+            log.write(path + "\n")
 
 def fail(msg):
     sys.stderr.write("nginx: [emerg] %s\nnginx: configuration file %s test failed\n" % (msg, main))
     sys.exit(1)
 
 def check(path):
+    record(path)
     if not os.path.isfile(path):
         fail('open() "%s" failed (2: No such file or directory)' % path)
     with open(path) as handle:
@@ -220,8 +228,8 @@ def test_broken_file_reached_through_an_absolute_symlink_is_caught(live, nginx, 
 def test_new_included_file_is_part_of_the_test(live, nginx, tmp_path):
     main = read(os.path.join(live, "nginx.conf")).replace("http {\n", "http {\n    include extra/hardening.conf;\n")
     missing = staged_config.plan(live, [{"path": "nginx.conf", "content": main}])
-    ok, output = staged_test(live, nginx, missing, tmp_path)
-    assert not ok and "extra/hardening.conf" in output
+    with pytest.raises(ConfigError, match="cannot read .*%s/extra/hardening.conf" % live):
+        staged_test(live, nginx, missing, tmp_path)
 
     both = staged_config.plan(live, [{"path": "nginx.conf", "content": main},
                                      {"path": "extra/hardening.conf", "content": "lua_code_cache on;\n"}])
@@ -238,7 +246,7 @@ def test_removed_file_is_removed_in_the_copy(live, nginx, tmp_path):
     assert ok, output
 
 
-def test_symlinks_pointing_outside_keep_their_target(live, tmp_path):
+def test_symlinks_pointing_outside_keep_their_target_and_inside_point_at_the_copy(live, tmp_path):
     shared = tmp_path / "usr" / "share" / "nginx"
     shared.mkdir(parents=True)
     (shared / "mod.conf").write_text("# module\n")
@@ -248,7 +256,8 @@ def test_symlinks_pointing_outside_keep_their_target(live, tmp_path):
     (tmp_path / "work").mkdir()
     root = staged_config.stage(live, [], str(tmp_path / "work"))
     assert read(os.path.join(root, "conf.d", "relative-out.conf")) == "# module\n"
-    assert os.readlink(os.path.join(root, "conf.d", "relative-in.conf")) == "../sites-available/default"
+    assert os.path.realpath(os.path.join(root, "conf.d", "relative-in.conf")) == os.path.join(
+        os.path.realpath(root), "sites-available", "default")
     assert os.path.realpath(os.path.join(root, "sites-enabled", "default")).startswith(root)
 
 
@@ -258,6 +267,86 @@ def test_only_whole_path_components_are_rewritten(live, tmp_path):
     (tmp_path / "work").mkdir()
     root = staged_config.stage(live, [], str(tmp_path / "work"))
     assert read(os.path.join(root, "conf.d", "paths.conf")) == "a %s/x;\nb %s2/y;\nc \"%s\";\n" % (root, live, root)
+
+
+# --- nothing live is read during the staged test (issue 12 item 4) ----------------------
+
+def opened_files(tmp_path, monkeypatch):
+    log = tmp_path / "opened.log"
+    monkeypatch.setenv("FAKE_NGINX_OPENED", str(log))
+    return lambda: read(str(log)).split() if log.exists() else []
+
+
+def under(path, root):
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root + "/")
+
+
+def use_include(live, spelling):
+    main = read(os.path.join(live, "nginx.conf")).replace("include %s/conf.d/*.conf;" % live,
+                                                            "include %s;" % spelling)
+    with open(os.path.join(live, "nginx.conf"), "w") as handle:
+        handle.write(main)
+
+
+@pytest.mark.parametrize("spelling", [
+    "{etc}//nginx/conf.d/*.conf",
+    "{etc}/./nginx/conf.d/*.conf",
+    "{etc}/nginx/../nginx//conf.d/*.conf",
+    "{tmp}/srv/nginx-link/conf.d/*.conf",
+    "{tmp}/srv/conf.d-link/*.conf",
+    "{etc}/nginx/conf.d/../conf.d/a.conf",
+])
+def test_an_include_of_the_conf_dir_under_any_spelling_reads_the_staged_file(live, nginx, tmp_path, monkeypatch,
+                                                                              spelling):
+    (tmp_path / "srv").mkdir()
+    os.symlink(live, str(tmp_path / "srv" / "nginx-link"))
+    os.symlink(os.path.join(live, "conf.d"), str(tmp_path / "srv" / "conf.d-link"))
+    use_include(live, spelling.format(etc=str(tmp_path / "etc"), tmp=str(tmp_path)))
+    opened = opened_files(tmp_path, monkeypatch)
+    changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "BROKEN;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert not ok, "nginx -t read the live conf.d/a.conf instead of the staged one: %s" % output
+    assert "%s/conf.d/a.conf:1" % live in output
+    assert opened() and [p for p in opened() if under(p, live)] == []
+
+
+def test_a_symlink_in_the_conf_dir_spelled_oddly_points_at_the_copy(live, nginx, tmp_path, monkeypatch):
+    os.remove(os.path.join(live, "sites-enabled", "default"))
+    os.symlink(str(tmp_path / "etc") + "//nginx/./sites-available/default", os.path.join(live, "sites-enabled", "default"))
+    opened = opened_files(tmp_path, monkeypatch)
+    changes = staged_config.plan(live, [{"path": "sites-available/default", "content": "BROKEN;\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert not ok and "%s/sites-enabled/default:1" % live in output
+    assert [p for p in opened() if under(p, live)] == []
+
+
+def test_an_include_outside_that_leads_into_the_conf_dir_is_refused(live, nginx, tmp_path, monkeypatch):
+    site = tmp_path / "srv" / "site"
+    site.mkdir(parents=True)
+    os.symlink(os.path.join(live, "conf.d", "a.conf"), str(site / "a.conf"))
+    use_include(live, str(site) + "/*.conf")
+    opened = opened_files(tmp_path, monkeypatch)
+    changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "BROKEN;\n"}])
+    with pytest.raises(ConfigError) as caught:
+        staged_test(live, nginx, changes, tmp_path)
+    message = str(caught.value)
+    assert "%s/nginx.conf:4" % live in message and str(site / "a.conf") in message
+    assert "cannot stage" in message
+    assert opened() == [], "nginx -t must not run"
+
+
+def test_an_include_outside_the_conf_dir_that_stays_outside_is_read_as_it_is(live, nginx, tmp_path, monkeypatch):
+    shared = tmp_path / "usr" / "share" / "nginx" / "modules-available"
+    shared.mkdir(parents=True)
+    (shared / "mod.conf").write_text("# module\n")
+    use_include(live, str(shared) + "/*.conf")
+    opened = opened_files(tmp_path, monkeypatch)
+    changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "# b\n"}])
+    ok, output = staged_test(live, nginx, changes, tmp_path)
+    assert ok, output
+    assert str(shared / "mod.conf") in opened()
+    assert [p for p in opened() if under(p, live)] == []
 
 
 # --- install and restore -----------------------------------------------------------------
