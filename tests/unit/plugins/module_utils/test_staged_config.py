@@ -283,8 +283,8 @@ def under(path, root):
 
 
 def use_include(live, spelling):
-    main = read(os.path.join(live, "nginx.conf")).replace("include %s/conf.d/*.conf;" % live,
-                                                            "include %s;" % spelling)
+    main = read(os.path.join(live, "nginx.conf"))
+    main = main.replace("include %s/conf.d/*.conf;" % live, "include %s;" % spelling)
     with open(os.path.join(live, "nginx.conf"), "w") as handle:
         handle.write(main)
 
@@ -297,8 +297,8 @@ def use_include(live, spelling):
     "{tmp}/srv/conf.d-link/*.conf",
     "{etc}/nginx/conf.d/../conf.d/a.conf",
 ])
-def test_an_include_of_the_conf_dir_under_any_spelling_reads_the_staged_file(live, nginx, tmp_path, monkeypatch,
-                                                                              spelling):
+def test_an_include_of_the_conf_dir_under_any_spelling_reads_the_staged_file(
+        live, nginx, tmp_path, monkeypatch, spelling):
     (tmp_path / "srv").mkdir()
     os.symlink(live, str(tmp_path / "srv" / "nginx-link"))
     os.symlink(os.path.join(live, "conf.d"), str(tmp_path / "srv" / "conf.d-link"))
@@ -586,8 +586,8 @@ def test_the_distribution_modules_enabled_may_load_from_the_module_dir_only(live
     with open(os.path.join(live, "conf.d", "a.conf"), "w") as handle:
         handle.write("load_module %s/ngx_http_lua_module.so;\n" % modules)
     (tmp_path / "t3").mkdir()
-    assert "load_module in %s/conf.d/a.conf:1" % live in gate(live, tmp_path / "t3", prefix=str(share),
-                                                               module_dir=str(modules))
+    found = gate(live, tmp_path / "t3", prefix=str(share), module_dir=str(modules))
+    assert "load_module in %s/conf.d/a.conf:1" % live in found
 
 
 def test_validate_change_refuses_before_it_runs_anything(live, tmp_path):
@@ -596,7 +596,7 @@ def test_validate_change_refuses_before_it_runs_anything(live, tmp_path):
     ran = []
     changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "# b\n"}])
     with pytest.raises(ConfigError, match="load_module in %s/conf.d/snippet.conf:1" % live):
-        staged_config.validate_change(live, changes, str(tmp_path), lambda argv: ran.append(argv), "nginx",
+        staged_config.validate_change(live, changes, str(tmp_path), ran.append, "nginx",
                                       own=["conf.d/a.conf"])
     assert ran == []
 
@@ -604,7 +604,7 @@ def test_validate_change_refuses_before_it_runs_anything(live, tmp_path):
 def test_validate_change_in_check_mode_reports_the_test_without_running_it(live, tmp_path):
     ran = []
     changes = staged_config.plan(live, [{"path": "conf.d/a.conf", "content": "# b\n"}])
-    test = staged_config.validate_change(live, changes, str(tmp_path), lambda argv: ran.append(argv), "nginx",
+    test = staged_config.validate_change(live, changes, str(tmp_path), ran.append, "nginx",
                                          own=["conf.d/a.conf"], run_test=False)
     assert ran == [] and test["ran"] is False and test["ok"] is True
     assert "would run: nginx -t -c %s/nginx.conf" % live in test["output"]

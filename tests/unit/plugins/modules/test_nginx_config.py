@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
 from ansible_collections.hardened.openresty.plugins.modules import nginx_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module installs files as root:root")
@@ -257,9 +258,8 @@ def test_the_same_module_in_a_file_this_task_manages_is_tested(setup, run_module
 
 # --- issue 12 item 6: a failed restore does not claim success ------------------------------
 
-def test_a_restore_that_fails_says_which_file_is_in_which_state_and_keeps_the_backup(setup, run_module,
-                                                                                    monkeypatch):
-    from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
+def test_a_restore_that_fails_says_which_file_is_in_which_state_and_keeps_the_backup(
+        setup, run_module, monkeypatch):
     base, conf = setup
     real_write = staged_config.write_atomic
 
