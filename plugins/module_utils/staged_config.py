@@ -837,7 +837,7 @@ def validate_change(conf_dir, changes, workdir, run, binary, main_config="nginx.
     return {"staged_root": staged, "ran": True, "ok": ok, "output": output}
 
 
-def test_restored(run, binary, conf_dir, main_config, own=(), prefix=None, module_dir=None):
+def check_restored(run, binary, conf_dir, main_config, own=(), prefix=None, module_dir=None):
     """`nginx -t` on the live tree after a restore, with the code-loading gate first.
     Returns (ok, output)."""
     main = os.path.join(conf_dir, main_config)

@@ -339,7 +339,7 @@ def _restore(module, binary, conf_dir, result):
                   backup_dir=params["restore_from"])
     if restored and not module.check_mode:
         own = [e["path"] for e in staged_config.read_manifest(params["restore_from"])["files"]]
-        ok, result["nginx_test_output"] = staged_config.test_restored(
+        ok, result["nginx_test_output"] = staged_config.check_restored(
             binary.run, binary.path, conf_dir, params["main_config"], own, **binary.gate_args())
         if not ok:
             raise ConfigError("the restored configuration fails nginx -t: %s" % result["nginx_test_output"])
