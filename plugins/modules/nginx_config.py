@@ -14,12 +14,30 @@ description:
   - Installs a set of nginx configuration files so that a change never replaces a working
     configuration with one nginx rejects.
   - The whole configuration directory is copied to a private temporary directory, the new
-    contents are written into the copy and C(nginx -t) tests the copy. Relative includes
-    resolve inside the copy, and absolute references to the configuration directory (such
-    as Debian's C(include /etc/nginx/conf.d/*.conf;)) are pointed at the copy too. This is
-    what a template's C(validate) with C(nginx -t -c %s) cannot do.
+    contents are written into the copy and C(nginx -t) tests the copy. This is what a
+    template's C(validate) with C(nginx -t -c %s) cannot do.
+  - Nothing C(nginx -t) reads comes from the live files of O(conf_dir). Relative includes
+    resolve inside the copy; every other include is resolved on the filesystem as nginx
+    and the kernel resolve it (C(//), C(.), C(..), a symlink to the directory) and pointed
+    at the copy when it reads O(conf_dir); symlinks that resolve into O(conf_dir) point into
+    the copy. An include outside O(conf_dir) that leads back into it (a link to one of its
+    files) cannot be staged; the change is refused, naming the include, file and line.
+  - Before anything runs nginx on the copy, the files are read with the collection's parser
+    and the change is refused, naming file and line, when a file that this task does not
+    manage uses a directive that runs code while nginx reads the configuration
+    (C(load_module), C(ssl_engine), C(engine:) keys, C(perl_modules), C(perl_require),
+    C(js_import), C(js_path)), because C(nginx -t) would run that code. The distribution's
+    C(modules-enabled/*.conf) may load modules from the binary's C(--modules-path)
+    (C(/usr/lib/nginx/modules) on Debian).
   - Only when the test passes is each changed file replaced atomically (owner root:root),
-    after a copy of its previous version was saved in a backup directory.
+    after a copy of its previous version was saved in a backup directory. A journal in
+    that directory lives from before the first replacement until after the last; a run
+    killed in between (SIGKILL, an async timeout) leaves it, and the next run of this
+    module puts the previous files back first and reports it in RV(recovered). Runs that
+    share O(backup_root) wait for each other (a lock file in it).
+  - When installing fails and putting the previous files back fails too (a full disk), the
+    task fails naming each file with its state (previous version, new version, absent)
+    and keeps the backup.
   - With O(restore_from), puts the files of such a backup back and removes the files that
     were new, for example after M(hardened.openresty.nginx_reload) reports that nginx
     rejected the reload.
@@ -115,7 +133,11 @@ attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: The staged test still runs; it touches nothing outside a private temporary directory.
+    details: >-
+      Changes nothing on the host: the staged copy is read with the include, code-loading and
+      Lua checks, but C(nginx -t) does not run, because it creates the log files, pid file and
+      temporary directories the configuration names; RV(nginx_test_output) says what would be
+      tested. An interrupted install is reported in RV(recovered) but not rolled back.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
@@ -185,7 +207,8 @@ backups:
   sample: [{path: /etc/nginx/conf.d/lua-hardening.conf, backup: null}]
 nginx_test_output:
   description: What C(nginx -t) printed, with staging paths shown as live paths. Empty when
-    nothing changed and no test ran.
+    nothing changed and no test ran. In check mode, the command that would have run and
+    why it did not.
   returned: always
   type: str
   sample: "nginx: configuration file /etc/nginx/nginx.conf test is successful"
@@ -204,6 +227,25 @@ lua_findings:
   elements: dict
   sample: [{rule: lua-code-cache-off, severity: high, message: lua_code_cache is off,
             file: /etc/nginx/conf.d/debug.conf, line: 3}]
+recovered:
+  description:
+    - Installs of earlier runs that were killed half way and whose previous files this run
+      put back (in check mode, would put back) before doing anything else.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    backup_dir:
+      description: Backup directory of the interrupted install.
+      type: str
+    conf_dir:
+      description: Configuration directory it was installing into.
+      type: str
+    restored:
+      description: Live paths that were put back or removed.
+      type: list
+      elements: str
+  sample: []
 diff:
   description: Before and after text of each changed file (shown with C(--diff)).
   returned: when diff mode is on and files change
@@ -219,163 +261,152 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import describe as describe_finding
-from ansible_collections.hardened.openresty.plugins.module_utils.nginx_parser import NginxParseError
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import parse_version_output
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import resolve_paths
-from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import (
-    ConfigError,
-    diff,
-    install,
-    lua_policy_findings,
-    new_backup_dir,
-    plan,
-    prune_backups,
-    read_manifest,
-    restore,
-    run_staged_test,
-    stage,
-)
+from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
+from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import ConfigError
 
 _OCTAL = re.compile(r"^0?[0-7]{3,4}$")
 
+ARGUMENT_SPEC = dict(
+    conf_dir=dict(type="path"),
+    main_config=dict(type="str", default="nginx.conf"),
+    binary=dict(type="path"),
+    files=dict(
+        type="list",
+        elements="dict",
+        options=dict(
+            path=dict(type="str", required=True),
+            content=dict(type="str"),
+            mode=dict(type="raw", default="0644"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+    ),
+    backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
+    backup_keep=dict(type="int", default=10),
+    restore_from=dict(type="path"),
+    lua_fail_on=dict(type="str", choices=list(FAIL_ON_CHOICES), default="none"),
+    lua_policy=dict(type="dict", default={}),
+)
 
-def _mode(module, spec):
+
+def _mode(spec):
     value = spec["mode"]
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str) and _OCTAL.match(value):
         return int(value, 8)
-    module.fail_json(msg="files: mode %r of %s is not an octal mode such as '0644'" % (value, spec["path"]))
+    raise ConfigError("files: mode %r of %s is not an octal mode such as '0644'" % (value, spec["path"]))
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            conf_dir=dict(type="path"),
-            main_config=dict(type="str", default="nginx.conf"),
-            binary=dict(type="path"),
-            files=dict(
-                type="list",
-                elements="dict",
-                options=dict(
-                    path=dict(type="str", required=True),
-                    content=dict(type="str"),
-                    mode=dict(type="raw", default="0644"),
-                    state=dict(type="str", choices=["present", "absent"], default="present"),
-                ),
-            ),
-            backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
-            backup_keep=dict(type="int", default=10),
-            restore_from=dict(type="path"),
-            lua_fail_on=dict(type="str", choices=list(FAIL_ON_CHOICES), default="none"),
-            lua_policy=dict(type="dict", default={}),
-        ),
-        mutually_exclusive=[["files", "restore_from"]],
-        required_one_of=[["files", "restore_from"]],
-        supports_check_mode=True,
-    )
-    params = module.params
-    binary = params["binary"] or module.get_bin_path("openresty") or module.get_bin_path("nginx", required=True)
-    result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
-                  pruned_backups=[], lua_findings=[])
-
-    conf_dir = params["conf_dir"]
-    if params["restore_from"] and not conf_dir:
-        try:
-            conf_dir = read_manifest(params["restore_from"])["conf_dir"]
-        except ConfigError as exc:
-            module.fail_json(msg=str(exc), **result)
-    facts = {}
-    if not conf_dir or params["lua_fail_on"] != "none":
-        rc, out, err = module.run_command([binary, "-V"])
-        if rc != 0:
-            module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()), **result)
-        facts = parse_version_output(err + out)
-    if not conf_dir:
-        conf_dir = os.path.dirname(resolve_paths(facts)["conf_path"])
-    conf_dir = conf_dir.rstrip("/") or "/"
-    if not os.path.isdir(conf_dir):
-        module.fail_json(msg="conf_dir %s is not a directory" % conf_dir, **result)
-    main_config = params["main_config"]
-
-    def run(argv):
-        return module.run_command(argv)
-
-    def check_lua_policy(root, staged_root=None):
-        """Fail, changing nothing, when the tree at root weakens the Lua hardening."""
-        if params["lua_fail_on"] == "none":
-            return
-        try:
-            found = lua_policy_findings(os.path.join(root, main_config), params["lua_fail_on"],
-                                        policy=params["lua_policy"], prefix=facts.get("prefix"),
-                                        staged_root=staged_root, conf_dir=conf_dir)
-        except ValueError as exc:
-            module.fail_json(msg="lua_policy: %s" % exc, **result)
-        except NginxParseError as exc:
-            module.fail_json(msg="cannot parse the configuration for lua_fail_on: %s" % exc, **result)
-        if found:
-            result["lua_findings"] = found
-            module.fail_json(msg="the configuration weakens the Lua hardening (lua_fail_on=%s); nothing was "
-                                 "changed: %s" % (params["lua_fail_on"], "; ".join(describe_finding(f) for f in found)),
-                             **result)
-
-    if params["restore_from"]:
-        try:
-            restored = restore(conf_dir, params["restore_from"], check_mode=module.check_mode)
-        except ConfigError as exc:
-            module.fail_json(msg=str(exc), **result)
-        result.update(changed=bool(restored), changed_files=[os.path.join(conf_dir, p) for p in restored],
-                      backup_dir=params["restore_from"])
-        if restored and not module.check_mode:
-            rc, out, err = run([binary, "-t", "-c", os.path.join(conf_dir, main_config)])
-            result["nginx_test_output"] = (err + out).strip()
-            if rc != 0:
-                module.fail_json(msg="the restored configuration fails nginx -t: %s" % result["nginx_test_output"],
-                                 **result)
-        module.exit_json(**result)
-
+def _files(params):
     files = []
     for spec in params["files"]:
         if spec["state"] == "present" and spec["content"] is None:
-            module.fail_json(msg="files: %s has state present but no content" % spec["path"], **result)
-        files.append(dict(spec, mode=_mode(module, spec)))
-    try:
-        changes = plan(conf_dir, files, main_config=main_config)
-    except ConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
-    if not changes:
-        check_lua_policy(conf_dir)
-        module.exit_json(**result)
+            raise ConfigError("files: %s has state present but no content" % spec["path"])
+        files.append(dict(spec, mode=_mode(spec)))
+    return files
 
+
+class _Binary(object):
+    """The nginx binary: runs commands, reads `-V` once when something needs it."""
+
+    def __init__(self, module, path):
+        self.module = module
+        self.path = path
+        self._facts = None
+
+    def run(self, argv):
+        return self.module.run_command(argv)
+
+    def facts(self):
+        if self._facts is None:
+            rc, out, err = self.run([self.path, "-V"])
+            if rc != 0:
+                raise ConfigError("%s -V failed: %s" % (self.path, (err or out).strip()))
+            self._facts = parse_version_output(err + out)
+        return self._facts
+
+    def gate_args(self):
+        facts = self.facts()
+        return dict(prefix=facts.get("prefix"), module_dir=facts.get("modules_path"))
+
+
+def _restore(module, binary, conf_dir, result):
+    params = module.params
+    restored = staged_config.restore(conf_dir, params["restore_from"], check_mode=module.check_mode)
+    result.update(changed=bool(restored), changed_files=[os.path.join(conf_dir, p) for p in restored],
+                  backup_dir=params["restore_from"])
+    if restored and not module.check_mode:
+        own = [e["path"] for e in staged_config.read_manifest(params["restore_from"])["files"]]
+        ok, result["nginx_test_output"] = staged_config.check_restored(
+            binary.run, binary.path, conf_dir, params["main_config"], own, **binary.gate_args())
+        if not ok:
+            raise ConfigError("the restored configuration fails nginx -t: %s" % result["nginx_test_output"])
+
+
+def _change(module, binary, conf_dir, result):
+    params = module.params
+    main_config = params["main_config"]
+    files = _files(params)
+    changes = staged_config.plan(conf_dir, files, main_config=main_config)
+    if not changes:
+        lua_prefix = binary.facts().get("prefix") if params["lua_fail_on"] != "none" else None
+        staged_config.refuse_weak_lua(os.path.join(conf_dir, main_config), params["lua_fail_on"],
+                                      params["lua_policy"], lua_prefix, conf_dir=conf_dir)
+        return
     result["changed_files"] = [os.path.join(conf_dir, c["path"]) for c in changes]
     if module._diff:
-        result["diff"] = diff(conf_dir, changes)
+        result["diff"] = staged_config.diff(conf_dir, changes)
     workdir = tempfile.mkdtemp(prefix="nginx-config-")
     try:
-        staged = stage(conf_dir, changes, workdir)
-        ok, output = run_staged_test(run, binary, staged, main_config, conf_dir)
-        result["nginx_test_output"] = output
-        if not ok:
-            module.fail_json(msg="nginx -t rejected the new configuration; nothing was changed: %s" % output,
-                             **result)
-        check_lua_policy(staged, staged_root=staged)
-    except ConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
+        test = staged_config.validate_change(
+            conf_dir, changes, workdir, binary.run, binary.path, main_config, own=[f["path"] for f in files],
+            lua_fail_on=params["lua_fail_on"], lua_policy=params["lua_policy"], run_test=not module.check_mode,
+            **binary.gate_args())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result["nginx_test_output"] = test["output"]
+    if not test["ok"]:
+        raise ConfigError("nginx -t rejected the new configuration; nothing was changed: %s" % test["output"])
     result["changed"] = True
     if module.check_mode:
-        module.exit_json(**result)
-
-    backup_dir = new_backup_dir(params["backup_root"])
+        return
+    result["backup_dir"] = staged_config.new_backup_dir(params["backup_root"])
     try:
-        result["backups"] = install(conf_dir, changes, backup_dir)
+        result["backups"] = staged_config.install(conf_dir, changes, result["backup_dir"])
+    except staged_config.InstallError:
+        raise
     except (ConfigError, OSError) as exc:
-        module.fail_json(msg="installing the configuration failed and the previous files were restored: %s" % exc,
-                         **result)
-    result["backup_dir"] = backup_dir
-    result["pruned_backups"] = prune_backups(params["backup_root"], params["backup_keep"], current=backup_dir)
+        raise ConfigError("installing the configuration failed and the previous files were restored from %s: %s"
+                          % (result["backup_dir"], exc))
+    result["pruned_backups"] = staged_config.prune_backups(params["backup_root"], params["backup_keep"],
+                                                           current=result["backup_dir"])
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[["files", "restore_from"]],
+                           required_one_of=[["files", "restore_from"]], supports_check_mode=True)
+    params = module.params
+    binary = _Binary(module, params["binary"] or module.get_bin_path("openresty")
+                     or module.get_bin_path("nginx", required=True))
+    result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
+                  pruned_backups=[], lua_findings=[], recovered=[])
+    try:
+        conf_dir = staged_config.conf_dir_of(params["conf_dir"], params["restore_from"],
+                                             lambda: resolve_paths(binary.facts())["conf_path"])
+        if module.check_mode:
+            result["recovered"] = staged_config.recover_interrupted(params["backup_root"], check_mode=True)
+            (_restore if params["restore_from"] else _change)(module, binary, conf_dir, result)
+        else:
+            with staged_config.backup_lock(params["backup_root"]):
+                result["recovered"] = staged_config.recover_interrupted(params["backup_root"])
+                (_restore if params["restore_from"] else _change)(module, binary, conf_dir, result)
+    except staged_config.LuaPolicyError as exc:
+        result["lua_findings"] = exc.findings
+        module.fail_json(msg=str(exc), **result)
+    except ConfigError as exc:
+        module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
 
 

@@ -3,27 +3,40 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
 import stat
+import subprocess
 import sys
 
 import pytest
 
+from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
 from ansible_collections.hardened.openresty.plugins.modules import nginx_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module installs files as root:root")
 
 # `nginx -V` and `nginx -t -c FILE` stand-in: fails, naming the file, when any file in FILE's directory
-# contains BROKEN; succeeds otherwise.
+# contains BROKEN; succeeds otherwise. Like nginx -t, it loads every load_module it finds (dlopen), and
+# with FAKE_NGINX_CALLS set it logs its arguments there. It creates the pid and error_log files of the main
+# file, as nginx -t does.
 FAKE_NGINX = r'''
-import os, sys
+import ctypes, os, re, sys
+if os.environ.get("FAKE_NGINX_CALLS"):
+    with open(os.environ["FAKE_NGINX_CALLS"], "a") as log:
+        log.write(" ".join(sys.argv[1:]) + "\n")
 if sys.argv[1] == "-V":
     sys.stderr.write("nginx version: nginx/1.22.1\nconfigure arguments: --prefix=/usr/share/nginx\n")
     sys.exit(0)
 main = sys.argv[3]
+for path in re.findall(r"^\s*(?:pid|error_log)\s+(\S+);", open(main).read(), re.M):
+    open(path, "a").close()  # nginx -t creates the pid file and opens the logs
 for dirpath, dirnames, filenames in os.walk(os.path.dirname(main)):
     for name in sorted(filenames):
         path = os.path.join(dirpath, name)
-        if "BROKEN" in open(path).read():
+        text = open(path).read()
+        for module in re.findall(r"^\s*load_module\s+(\S+);", text, re.M):
+            ctypes.CDLL(module)  # as nginx -t does: the module's constructors run now
+        if "BROKEN" in text:
             sys.stderr.write('nginx: [emerg] unknown directive "BROKEN" in %s:1\n' % path)
             sys.exit(1)
 sys.stderr.write("nginx: configuration file %s test is successful\n" % main)
@@ -48,6 +61,12 @@ def setup(tmp_path):
 def read(path):
     with open(str(path)) as handle:
         return handle.read()
+
+
+def backups_made(base):
+    """Backup directories under backup_root (the run's lock file is not one)."""
+    root = base["backup_root"]
+    return [n for n in os.listdir(root) if not n.startswith(".")] if os.path.isdir(root) else []
 
 
 def test_changes_are_tested_installed_and_can_be_restored(setup, run_module):
@@ -86,14 +105,14 @@ def test_rejected_config_leaves_the_live_directory_untouched(setup, run_module):
     assert result["backup_dir"] is None
 
 
-def test_check_mode_tests_and_reports_but_writes_nothing(setup, run_module):
+def test_check_mode_reports_but_writes_nothing(setup, run_module):
     base, conf = setup
     ok = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "x;\n"}]), check_mode=True)
-    assert ok["changed"] is True and "test is successful" in ok["nginx_test_output"]
-    bad = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "BROKEN;\n"}]), check_mode=True)
-    assert bad["failed"]
+    assert ok["changed"] is True and "not run in check mode" in ok["nginx_test_output"]
+    bad = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "x {\n"}]), check_mode=True)
+    assert bad["failed"] and "%s" % (conf / "lua.conf") in bad["msg"], "what the parser sees is still checked"
     assert read(conf / "lua.conf") == "lua_socket_read_timeout 2s;\n"
-    assert not os.path.exists(base["backup_root"])
+    assert backups_made(base) == []
 
 
 @pytest.mark.parametrize("spec,message", [
@@ -138,7 +157,7 @@ def test_lua_policy_refuses_a_weakened_change_and_changes_nothing(setup, run_mod
     assert "nothing was changed" in result["msg"]
     assert [f["file"] for f in result["lua_findings"]] == [str(conf / "lua.conf")], "live paths, not staged ones"
     assert read(conf / "lua.conf") == "lua_socket_read_timeout 2s;\n"
-    assert not os.path.exists(base["backup_root"])
+    assert backups_made(base) == []
 
 
 def test_lua_policy_refuses_an_unmanaged_file_even_when_nothing_changes(setup, run_module):
@@ -167,3 +186,155 @@ def test_lua_policy_threshold_and_overrides(setup, run_module):
     bad = run_module(nginx_config, dict(base, lua_fail_on="low", lua_policy={"socket_read_timeout_max": "abc"},
                                         files=files), check_mode=True)
     assert bad["failed"] and bad["msg"].startswith("lua_policy:")
+
+
+# --- issue 14 part 3: an untrusted snippet cannot run code during the test ----------------
+
+MARKER_SO = r"""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+__attribute__((constructor)) static void loaded(void) {
+    const char *path = getenv("MARKER_PATH");
+    if (path) { int fd = open(path, O_CREAT | O_WRONLY, 0644); if (fd >= 0) close(fd); }
+}
+"""
+
+
+@pytest.fixture
+def marker_module(tmp_path, monkeypatch):
+    """(path of a shared object that creates a marker file when loaded, marker path)."""
+    if not shutil.which("gcc"):
+        pytest.skip("gcc is needed to build the shared object")
+    source = tmp_path / "marker.c"
+    source.write_text(MARKER_SO)
+    module = tmp_path / "modules" / "ngx_marker_module.so"
+    module.parent.mkdir()
+    subprocess.check_call(["gcc", "-shared", "-fPIC", "-o", str(module), str(source)])
+    marker = tmp_path / "marker"
+    monkeypatch.setenv("MARKER_PATH", str(marker))
+    return str(module), marker
+
+
+def calls(tmp_path, monkeypatch):
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAKE_NGINX_CALLS", str(log))
+    return lambda: read(log).splitlines() if log.exists() else []
+
+
+def test_control_the_marker_module_runs_code_when_loaded(marker_module):
+    module, marker = marker_module
+    subprocess.check_call([sys.executable, "-c", "import ctypes, sys; ctypes.CDLL(sys.argv[1])", module])
+    assert marker.exists()
+
+
+def test_a_snippet_that_loads_a_module_is_refused_before_nginx_runs(setup, run_module, marker_module, tmp_path,
+                                                                    monkeypatch):
+    base, conf = setup
+    module, marker = marker_module
+    (conf / "nginx.conf").write_text("include conf.d/*.conf;\nevents {}\nhttp { include lua.conf; }\n")
+    (conf / "conf.d").mkdir()
+    (conf / "conf.d" / "ingress.conf").write_text("# an operator's snippet\nload_module %s;\n" % module)
+    ran = calls(tmp_path, monkeypatch)
+    result = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "x;\n"}]))
+    assert result["failed"]
+    assert "load_module in %s:2" % (conf / "conf.d" / "ingress.conf") in result["msg"]
+    assert not marker.exists(), "the module's code ran"
+    assert [c for c in ran() if c.startswith("-t")] == [], "nginx -t ran on the snippet"
+    assert read(conf / "lua.conf") == "lua_socket_read_timeout 2s;\n"
+
+
+def test_the_same_module_in_a_file_this_task_manages_is_tested(setup, run_module, marker_module, tmp_path,
+                                                               monkeypatch):
+    base, conf = setup
+    module, marker = marker_module
+    main = "load_module %s;\nevents {}\nhttp { include lua.conf; }\n" % module
+    ran = calls(tmp_path, monkeypatch)
+    result = run_module(nginx_config, dict(base, files=[{"path": "nginx.conf", "content": main}]))
+    assert not result["failed"], result["msg"]
+    assert [c for c in ran() if c.startswith("-t")], "nginx -t ran"
+    assert marker.exists(), "the control: the stand-in loads modules as nginx -t does"
+
+
+# --- issue 12 item 6: a failed restore does not claim success ------------------------------
+
+def test_a_restore_that_fails_says_which_file_is_in_which_state_and_keeps_the_backup(
+        setup, run_module, monkeypatch):
+    base, conf = setup
+    real_write = staged_config.write_atomic
+
+    def disk_full(path, data, mode, owner=None):
+        if data in (b"y;\n", b"lua_socket_read_timeout 2s;\n"):  # the second file, then the restore
+            raise OSError(28, "No space left on device")
+        return real_write(path, data, mode, owner)
+
+    monkeypatch.setattr(staged_config, "write_atomic", disk_full)
+    result = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "x;\n"},
+                                                        {"path": "new.conf", "content": "y;\n"}]))
+    assert result["failed"]
+    assert "were restored" not in result["msg"]
+    assert "No space left on device" in result["msg"]
+    assert "%s: new version" % (conf / "lua.conf") in result["msg"]
+    assert result["backup_dir"] and result["backup_dir"] in result["msg"]
+    assert read(os.path.join(result["backup_dir"], "files", "lua.conf")) == "lua_socket_read_timeout 2s;\n"
+
+
+# --- issue 12 item 13: an install killed half way is rolled back by the next run ---------------
+
+KILLED_INSTALL = r"""
+import os, signal, sys
+from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
+conf, backups = sys.argv[1:3]
+real_write = staged_config.write_atomic
+def write_then_die(path, data, mode, owner=None):
+    real_write(path, data, mode, owner)
+    if not path.endswith("manifest.json") and not path.endswith("journal.json"):
+        os.kill(os.getpid(), signal.SIGKILL)  # killed after the first file, like an async timeout
+staged_config.write_atomic = write_then_die
+changes = staged_config.plan(conf, [{"path": "lua.conf", "content": "new 1;\n"},
+                                    {"path": "nginx.conf", "content": "events {}\nhttp { include lua.conf; }\n# new 2\n"}])
+staged_config.install(conf, changes, staged_config.new_backup_dir(backups))
+"""
+
+
+def kill_an_install(conf, backups):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_INSTALL, str(conf), backups], env=dict(
+        os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.wait() == -9
+    assert read(conf / "lua.conf") == "new 1;\n" and "# new 2" not in read(conf / "nginx.conf"), "half installed"
+
+
+def test_the_next_run_rolls_back_an_install_killed_half_way_before_it_tests(setup, run_module):
+    base, conf = setup
+    before = {name: read(conf / name) for name in ("nginx.conf", "lua.conf")}
+    kill_an_install(conf, base["backup_root"])
+    result = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "BROKEN;\n"}]))
+    assert result["failed"] and "BROKEN" in result["msg"]
+    assert {name: read(conf / name) for name in ("nginx.conf", "lua.conf")} == before, "the tree is mixed"
+    assert len(result["recovered"]) == 1 and result["recovered"][0]["restored"]
+    again = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "y;\n"}]))
+    assert not again["failed"], again["msg"]
+    assert again["recovered"] == []
+
+
+# --- issue 12 item 10: check mode changes nothing on the host ----------------------------
+
+def test_check_mode_leaves_conf_log_and_pid_byte_identical(setup, run_module, tmp_path, monkeypatch):
+    base, conf = setup
+    (tmp_path / "log").mkdir()
+    (tmp_path / "run").mkdir()
+    (conf / "nginx.conf").write_text("pid %s/run/nginx.pid;\nerror_log %s/log/error.log;\nevents {}\n"
+                                     "http { include lua.conf; }\n" % (tmp_path, tmp_path))
+    ran = calls(tmp_path, monkeypatch)
+
+    def snapshot():
+        return {str(p): (p.read_bytes() if p.is_file() else None, os.lstat(str(p)).st_mode)
+                for p in sorted(tmp_path.rglob("*")) if p.name != "calls.log"}
+
+    before = snapshot()
+    result = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "x;\n"}]), check_mode=True)
+    assert not result["failed"], result["msg"]
+    assert result["changed"] is True and result["changed_files"] == [str(conf / "lua.conf")]
+    assert snapshot() == before
+    assert "not run in check mode" in result["nginx_test_output"]
+    assert [c for c in ran() if c.startswith("-t")] == []
