@@ -7,32 +7,66 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
+import os
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.openresty.plugins.module_utils import audit_report
 
 FORMATS = {
-    "json": lambda report, threshold: audit_report.to_json(report),
-    "sarif": lambda report, threshold: audit_report.to_sarif(report),
-    "junit": audit_report.to_junit,
-    "table": lambda report, threshold: audit_report.summary_table(report),
+    "json": lambda report, threshold, version: audit_report.to_json(report),
+    "sarif": lambda report, threshold, version: audit_report.to_sarif(report, version),
+    "junit": lambda report, threshold, version: audit_report.to_junit(report, threshold),
+    "table": lambda report, threshold, version: audit_report.summary_table(report),
 }
+# plugins/filter/audit.py -> the collection's root directory.
+COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_VERSION = {}
+
+
+def collection_version(root=COLLECTION_ROOT):
+    """The version of the collection this filter belongs to: MANIFEST.json of an installed
+    collection, else galaxy.yml of a source tree, else "unknown"."""
+    if root not in _VERSION:
+        version = None
+        try:
+            with open(os.path.join(root, "MANIFEST.json")) as handle:
+                version = json.load(handle)["collection_info"]["version"]
+        except (OSError, ValueError, KeyError, TypeError):
+            try:
+                import yaml
+                with open(os.path.join(root, "galaxy.yml")) as handle:
+                    version = yaml.safe_load(handle)["version"]
+            except (OSError, ImportError, KeyError, TypeError, ValueError):
+                version = None
+        _VERSION[root] = str(version) if version else "unknown"
+    return _VERSION[root]
+
+
+def _check_threshold(name, threshold):
+    if threshold not in audit_report.SEVERITY_RANK:
+        raise AnsibleFilterError("%s: threshold %r is not one of none, low, medium, high" % (name, threshold))
 
 
 def audit_report_filter(results, report_format="json", threshold="high"):
     if report_format not in FORMATS:
         raise AnsibleFilterError("audit_report: format %r is not one of %s" % (report_format, ", ".join(sorted(FORMATS))))
-    if threshold not in audit_report.SEVERITY_RANK:
-        raise AnsibleFilterError("audit_report: threshold %r is not one of none, low, medium, high" % (threshold,))
-    return FORMATS[report_format](audit_report.build(dict(results)), threshold)
+    _check_threshold("audit_report", threshold)
+    return FORMATS[report_format](audit_report.build(dict(results)), threshold, collection_version())
+
+
+def audit_reports(results, threshold="high"):
+    _check_threshold("audit_reports", threshold)
+    return audit_report.render_all(dict(results), threshold, collection_version())
 
 
 def audit_failing_hosts(results, threshold="high"):
-    if threshold not in audit_report.SEVERITY_RANK:
-        raise AnsibleFilterError("audit_failing_hosts: threshold %r is not one of none, low, medium, high" % (threshold,))
+    _check_threshold("audit_failing_hosts", threshold)
     return audit_report.failing_hosts(audit_report.build(dict(results)), threshold)
 
 
 class FilterModule(object):
     def filters(self):
-        return {"audit_report": audit_report_filter, "audit_failing_hosts": audit_failing_hosts}
+        return {"audit_report": audit_report_filter, "audit_reports": audit_reports,
+                "audit_failing_hosts": audit_failing_hosts}

@@ -3,7 +3,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import xml.etree.ElementTree as ET
+
+import yaml
 
 from ansible_collections.hardened.openresty.plugins.module_utils import audit_report, lua_rules
 
@@ -59,13 +62,110 @@ def test_sarif_has_one_result_per_finding_and_the_catalogue():
     assert len(run["results"]) == 4  # three findings on web2 plus its version drift
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
-        assert result["message"]["text"].startswith("web2: ")
+        assert result["properties"]["hosts"] == ["web2"]
+        assert result["message"]["text"].endswith(" (on 1 host: web2)")
     levels = sorted(r["level"] for r in run["results"])
     assert levels == ["error", "error", "note", "note"]
     by_rule = dict((r["ruleId"], r) for r in run["results"])
     region = by_rule["lua-regex-cache-too-large"]["locations"][0]["physicalLocation"]["region"]
     assert region == {"startLine": 9}
     assert "region" not in by_rule["lua-module-dir-writable"]["locations"][0]["physicalLocation"]
+
+
+def _fleet(count, findings):
+    return dict(("web%05d" % n, {"findings": [dict(f) for f in findings], "versions": {"version": "1.26.3"}})
+                for n in range(count))
+
+
+def _sarif_results(results, version="0"):
+    return json.loads(audit_report.to_sarif(audit_report.build(results), version))["runs"][0]["results"]
+
+
+def test_sarif_lists_the_hosts_of_a_finding_they_share_in_one_result():
+    shared = [finding("lua-code-cache-off", "high", line=3), finding("lua-regex-cache-too-large", "low", line=9)]
+    results = _fleet(1000, shared)
+    sarif = _sarif_results(results)
+    assert len(sarif) == 2
+    for result in sarif:
+        assert result["properties"]["hosts"] == sorted(results)
+        assert result["properties"]["host_count"] == 1000
+        assert "(on 1000 hosts: web00000, web00001, web00002, web00003, web00004 and 995 more)" in result["message"]["text"]
+    # JSON keeps every host's findings; JUnit keeps a failing case per host.
+    report = audit_report.build(results)
+    assert sum(len(data["findings"]) for data in json.loads(audit_report.to_json(report))["hosts"].values()) == 2000
+    junit = ET.fromstring(audit_report.to_junit(report, "high"))
+    assert int(junit.get("failures")) == 1000
+    assert len(junit.findall("testsuite/testcase")) == 1000 * RULE_COUNT
+
+
+def test_sarif_keeps_findings_on_different_lines_or_files_apart():
+    results = _fleet(3, [finding("lua-code-cache-off", "high", line=3)])
+    results["web00001"]["findings"] = [finding("lua-code-cache-off", "high", line=4)]
+    results["web00002"]["findings"] = [finding("lua-code-cache-off", "high", file="/etc/nginx/other.conf", line=3)]
+    sarif = _sarif_results(results)
+    assert sorted((r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+                   r["locations"][0]["physicalLocation"]["region"]["startLine"], r["properties"]["hosts"])
+                  for r in sarif) == [("/etc/nginx/nginx.conf", 3, ["web00000"]),
+                                      ("/etc/nginx/nginx.conf", 4, ["web00001"]),
+                                      ("/etc/nginx/other.conf", 3, ["web00002"])]
+    assert len(set(r["partialFingerprints"][audit_report.SARIF_FINGERPRINT] for r in sarif)) == 3
+
+
+def test_sarif_fingerprints_do_not_depend_on_the_hosts():
+    shared = [finding("lua-code-cache-off", "high")]
+    few = _sarif_results(_fleet(2, shared))
+    many = _sarif_results(_fleet(50, shared))
+    assert few[0]["partialFingerprints"] == many[0]["partialFingerprints"]
+    assert few[0]["properties"]["hosts"] != many[0]["properties"]["hosts"]
+
+
+def test_sarif_stays_under_code_scannings_limit_for_ten_thousand_hosts():
+    # 7 findings per host, one configuration; 1% of hosts run an older nginx (version drift).
+    shared = [finding("lua-code-cache-off", "high", line=n) for n in range(3, 10)]
+    results = _fleet(10000, shared)
+    for n in range(0, 10000, 100):
+        results["web%05d" % n]["versions"] = {"version": "1.22.1"}
+    sarif = _sarif_results(results)
+    assert len(sarif) == 8 < 25000
+    drift = [r for r in sarif if r["ruleId"] == "nginx-version-drift"]
+    assert drift[0]["properties"]["host_count"] == 100
+    assert drift[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == audit_report.SARIF_HOST_URI
+
+
+def test_sarif_driver_version_is_the_collections():
+    from ansible_collections.hardened.openresty.plugins.filter import audit
+    with open(os.path.join(audit.COLLECTION_ROOT, "galaxy.yml")) as handle:
+        galaxy = yaml.safe_load(handle)["version"]
+    assert audit.collection_version() == galaxy
+    sarif = json.loads(audit.audit_report_filter(RESULTS, "sarif"))
+    assert sarif["runs"][0]["tool"]["driver"]["version"] == galaxy
+    assert json.loads(audit.audit_reports(RESULTS)["sarif"])["runs"][0]["tool"]["driver"]["version"] == galaxy
+
+
+def test_collection_version_prefers_the_installed_manifest(tmp_path):
+    from ansible_collections.hardened.openresty.plugins.filter import audit
+    (tmp_path / "galaxy.yml").write_text("version: 1.2.3\n")
+    assert audit.collection_version(str(tmp_path)) == "1.2.3"
+    installed = tmp_path / "installed"
+    installed.mkdir()
+    (installed / "MANIFEST.json").write_text(json.dumps({"collection_info": {"version": "2.0.1"}}))
+    assert audit.collection_version(str(installed)) == "2.0.1"
+    assert audit.collection_version(str(tmp_path / "missing")) == "unknown"
+
+
+def test_audit_reports_renders_every_format_from_one_build(monkeypatch):
+    from ansible_collections.hardened.openresty.plugins.filter import audit
+    builds = []
+    real_build = audit_report.build
+    monkeypatch.setattr(audit_report, "build", lambda results: builds.append(1) or real_build(results))
+    outputs = audit.audit_reports(RESULTS, "high")
+    assert len(builds) == 1
+    report = real_build(RESULTS)
+    assert outputs["json"] == audit_report.to_json(report)
+    assert outputs["sarif"] == audit_report.to_sarif(report, audit.collection_version())
+    assert outputs["junit"] == audit_report.to_junit(report, "high")
+    assert outputs["table"] == audit_report.summary_table(report)
+    assert outputs["failing_hosts"] == ["web2", "web3"]
 
 
 def test_junit_has_a_case_per_host_and_rule():
