@@ -10,6 +10,11 @@ __metaclass__ = type
 import json
 import os
 
+try:
+    from collections.abc import Mapping
+except ImportError:  # Python 2, for ansible-test sanity
+    from collections import Mapping
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hardened.openresty.plugins.module_utils import audit_report
@@ -44,6 +49,27 @@ def collection_version(root=COLLECTION_ROOT):
     return _VERSION[root]
 
 
+def _plain(value):
+    """A plain copy of the filter's input, read once. Ansible hands filters lazy containers whose
+    every access goes through its templating layer; the report reads each finding several times
+    (grouping, every format), which for a fleet of thousands of hosts costs more than the
+    report itself."""
+    if isinstance(value, Mapping):
+        return dict((str(key), _plain(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, str):
+        return str(value)
+    return value
+
+
+def _results(results):
+    if not isinstance(results, Mapping):
+        raise AnsibleFilterError("the input must be a dictionary of host name to lua_sandbox_verify result, not %s"
+                                 % type(results).__name__)
+    return _plain(results)
+
+
 def _check_threshold(name, threshold):
     if threshold not in audit_report.SEVERITY_RANK:
         raise AnsibleFilterError("%s: threshold %r is not one of none, low, medium, high" % (name, threshold))
@@ -53,17 +79,17 @@ def audit_report_filter(results, report_format="json", threshold="high"):
     if report_format not in FORMATS:
         raise AnsibleFilterError("audit_report: format %r is not one of %s" % (report_format, ", ".join(sorted(FORMATS))))
     _check_threshold("audit_report", threshold)
-    return FORMATS[report_format](audit_report.build(dict(results)), threshold, collection_version())
+    return FORMATS[report_format](audit_report.build(_results(results)), threshold, collection_version())
 
 
 def audit_reports(results, threshold="high"):
     _check_threshold("audit_reports", threshold)
-    return audit_report.render_all(dict(results), threshold, collection_version())
+    return audit_report.render_all(_results(results), threshold, collection_version())
 
 
 def audit_failing_hosts(results, threshold="high"):
     _check_threshold("audit_failing_hosts", threshold)
-    return audit_report.failing_hosts(audit_report.build(dict(results)), threshold)
+    return audit_report.failing_hosts(audit_report.build(_results(results)), threshold)
 
 
 class FilterModule(object):

@@ -85,7 +85,15 @@ def failing_hosts(report, threshold):
 
 
 def to_json(report):
-    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+    """The report as JSON, one host per line: readable with a pager and grep, and written by
+    json's C encoder (an indented dump of 10,000 hosts takes Python's slow encoder)."""
+    lines = ['{"hosts": {']
+    hosts = sorted(report["hosts"].items())
+    for position, (host, data) in enumerate(hosts):
+        lines.append("%s: %s%s" % (json.dumps(host), json.dumps(data, sort_keys=True),
+                                   "," if position < len(hosts) - 1 else ""))
+    lines.append('}, "tool": %s}' % json.dumps(report["tool"]))
+    return "\n".join(lines) + "\n"
 
 
 def _catalogue():

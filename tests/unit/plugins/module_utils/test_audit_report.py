@@ -162,6 +162,8 @@ def test_audit_reports_renders_every_format_from_one_build(monkeypatch):
     assert len(builds) == 1
     report = real_build(RESULTS)
     assert outputs["json"] == audit_report.to_json(report)
+    assert json.loads(outputs["json"]) == report
+    assert len(outputs["json"].splitlines()) == len(report["hosts"]) + 2  # one line per host
     assert outputs["sarif"] == audit_report.to_sarif(report, audit.collection_version())
     assert outputs["junit"] == audit_report.to_junit(report, "high")
     assert outputs["table"] == audit_report.summary_table(report)
