@@ -11,9 +11,9 @@ import json
 import os
 
 try:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 except ImportError:  # Python 2, for ansible-test sanity
-    from collections import Mapping
+    from collections import Mapping, Sequence
 
 from ansible.errors import AnsibleFilterError
 
@@ -82,9 +82,37 @@ def audit_report_filter(results, report_format="json", threshold="high"):
     return FORMATS[report_format](audit_report.build(_results(results)), threshold, collection_version())
 
 
-def audit_reports(results, threshold="high"):
+NOT_AUDITED = {"msg": "the host was not audited (unreachable?)"}
+
+
+def _results_from_hostvars(hosts, hostvars, variable):
+    """Each host's result straight from its variables. HostVars.raw_get returns the stored
+    values without passing them through the templating engine: a registered module result is
+    data, never a template, and a fleet's worth of it through the engine costs more than the
+    report. Falls back to the templated hostvars[host][variable]."""
+    if isinstance(hosts, (str, Mapping)) or not isinstance(hosts, Sequence):
+        raise AnsibleFilterError("audit_reports: with hostvars, the input must be a list of host names, not %s"
+                                 % type(hosts).__name__)
+    raw_get = getattr(hostvars, "raw_get", None)
+    results = {}
+    for host in hosts:
+        host = str(host)
+        variables = raw_get(host) if raw_get is not None else hostvars[host]
+        try:
+            result = variables[variable]
+        except (KeyError, TypeError):
+            result = None
+        results[host] = _plain(result) if isinstance(result, Mapping) else dict(NOT_AUDITED)
+    return results
+
+
+def audit_reports(results, threshold="high", hostvars=None, variable="audit_result"):
     _check_threshold("audit_reports", threshold)
-    return audit_report.render_all(_results(results), threshold, collection_version())
+    if hostvars is not None:
+        results = _results_from_hostvars(results, hostvars, variable)
+    else:
+        results = _results(results)
+    return audit_report.render_all(results, threshold, collection_version())
 
 
 def audit_failing_hosts(results, threshold="high"):

@@ -6,6 +6,7 @@ import json
 import os
 import xml.etree.ElementTree as ET
 
+import pytest
 import yaml
 
 from ansible_collections.hardened.openresty.plugins.module_utils import audit_report, lua_rules
@@ -189,3 +190,36 @@ def test_summary_table_lists_every_host():
     assert table[0].split() == ["host", "high", "medium", "low", "nginx", "luajit", "pcre", "status"]
     assert table[2].split()[:4] == ["web2", "2", "0", "2"]
     assert "error: nginx -T failed" in table[3]
+
+
+class _HostVars(object):
+    """Stands in for Ansible's HostVars: raw_get returns a host's variables as stored."""
+
+    def __init__(self, variables):
+        self.variables = variables
+
+    def raw_get(self, host):
+        return self.variables[host]
+
+
+def test_audit_reports_reads_each_hosts_result_from_hostvars():
+    from ansible_collections.hardened.openresty.plugins.filter import audit
+    variables = dict((host, {"audit_result": result, "other": 1}) for host, result in RESULTS.items() if host != "web3")
+    variables["web3"] = {}  # never audited: unreachable
+    outputs = audit.audit_reports(["web1", "web2", "web3"], "high", hostvars=_HostVars(variables))
+    report = json.loads(outputs["json"])
+    assert sorted(report["hosts"]) == ["web1", "web2", "web3"]
+    assert report["hosts"]["web2"]["findings"] == audit_report.build(RESULTS)["hosts"]["web2"]["findings"]
+    assert report["hosts"]["web3"]["error"] == "the host was not audited (unreachable?)"
+    assert outputs["failing_hosts"] == ["web2", "web3"]
+    # A plain mapping (no raw_get) works too, and so does another variable name.
+    renamed = dict((host, {"verify": data.get("audit_result")}) for host, data in variables.items())
+    assert audit.audit_reports(["web1", "web2", "web3"], "high", hostvars=renamed,
+                               variable="verify")["json"] == outputs["json"]
+
+
+def test_audit_reports_with_hostvars_wants_a_list_of_hosts():
+    from ansible.errors import AnsibleFilterError
+    from ansible_collections.hardened.openresty.plugins.filter import audit
+    with pytest.raises(AnsibleFilterError, match="list of host names"):
+        audit.audit_reports(RESULTS, "high", hostvars=_HostVars({}))
