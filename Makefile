@@ -96,3 +96,4 @@ bench: venv collection images
 	python scripts/bench_fleet.py --runs 2
 	python scripts/bench_redos.py --runs 9
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000
+	python scripts/bench_audit_fleet.py --hosts 1000 10000 --runs 3
