@@ -201,7 +201,7 @@ def run_once(directory, forks):
         started = time.time()
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory)
         # wait4: the child's rusage, whose maxrss is the largest of it and its descendants.
-        _, status, usage = os.wait4(process.pid, 0)
+        status, usage = os.wait4(process.pid, 0)[1:]
         wall = time.time() - started
     if os.waitstatus_to_exitcode(status) != 0:
         with open(os.path.join(directory, "ansible.log")) as log:
@@ -209,10 +209,10 @@ def run_once(directory, forks):
     with open(os.path.join(directory, "timer.json")) as handle:
         events = json.load(handle)
     tasks = {}
-    for (name, start), (_, end) in zip(events, events[1:]):
+    for (name, start), (_next, end) in zip(events, events[1:]):
         if not name.startswith("play: ") and name != "start":
             tasks[name] = tasks.get(name, 0.0) + end - start
-    controller = [t for t, _ in events if t.startswith("play: ")][-1]
+    controller = [name for name, _when in events if name.startswith("play: ")][-1]
     controller_start = [when for name, when in events if name == controller][0]
     tasks["controller play, all tasks"] = events[-1][1] - controller_start
     tasks["start of ansible-playbook to the first play"] = events[1][1] - started
@@ -273,7 +273,7 @@ def main():
             try:
                 results = write_fleet(directory, count, inject)
                 walls, rss, controller, per_task = [], [], [], {}
-                for _ in range(args.runs):
+                for _run in range(args.runs):
                     wall, peak, tasks, reports = run_once(directory, args.forks)
                     walls.append(wall)
                     rss.append(peak)

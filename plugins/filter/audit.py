@@ -10,12 +10,8 @@ __metaclass__ = type
 import json
 import os
 
-try:
-    from collections.abc import Mapping, Sequence
-except ImportError:  # Python 2, for ansible-test sanity
-    from collections import Mapping, Sequence
-
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.six.moves.collections_abc import Mapping, Sequence
 
 from ansible_collections.hardened.openresty.plugins.module_utils import audit_report
 

@@ -132,7 +132,7 @@ def sarif_fingerprint(finding):
     """Stable across runs and host sets: the same finding keeps its fingerprint when hosts are
     added or removed, so code scanning updates one alert instead of opening a new one."""
     key = "\0".join((finding["rule"], finding.get("file") or "", str(finding.get("line") or ""),
-                      finding["message"]))
+                     finding["message"]))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 

@@ -35,4 +35,3 @@ def test_the_imported_crossplane_is_crossplane_0_5_8_file_for_file():
         if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry.hash.value:
             changed.append(str(entry))
     assert changed == [], "files of crossplane 0.5.8 overwritten by another distribution: %s" % changed
-
