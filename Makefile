@@ -6,6 +6,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
+# gixy-ng depends on ngxparse, a fork that installs the same `crossplane` package as the real
+# crossplane in .venv: each gets its own environment so that both run as published.
+GIXY_VENV := .venv-gixy
+export HARDENED_GIXY := $(abspath $(GIXY_VENV))/bin/gixy
 CACHE := $(abspath .cache)
 COLLECTIONS := $(CACHE)/collections
 COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/hardened/openresty
@@ -36,7 +40,13 @@ $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@
 
-venv: $(VENV)/.installed
+$(GIXY_VENV)/.installed: requirements-gixy.txt
+	$(PYTHON) -m venv $(GIXY_VENV)
+	$(GIXY_VENV)/bin/pip install --quiet --upgrade pip
+	$(GIXY_VENV)/bin/pip install --quiet -r requirements-gixy.txt
+	touch $@
+
+venv: $(VENV)/.installed $(GIXY_VENV)/.installed
 
 docker:
 	@bash scripts/ensure-docker.sh
@@ -89,3 +99,4 @@ bench: venv collection images
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_seal.py --runs 5
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_lua_finder.py --blocks 20000
+	python scripts/bench_audit_fleet.py --hosts 1000 10000 --runs 3

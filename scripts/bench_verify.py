@@ -8,8 +8,9 @@ Generates an `nginx -T` dump with many server blocks (each with Lua directives, 
 *_by_lua_block and a set_by_lua_block), then times, on that same input:
 
 - ours: nginx_parser.parse_dump + lua_rules.evaluate (configuration rules only),
-- gixy-ng: parse and audit with all its plugins,
-- crossplane: parse only (its own lexer and tree).
+- gixy-ng: parse and audit with all its plugins, in its own environment (.venv-gixy, as
+  published, with its ngxparse),
+- crossplane: parse only (its own lexer and tree), crossplane 0.5.8 of this environment.
 
 Prints a markdown table of the median of several runs and each ratio to ours. The
 generated Lua uses no long strings, so that crossplane (and gixy-ng, built on it) can
@@ -23,10 +24,11 @@ Run from a tree where this collection sits at ansible_collections/hardened/openr
 from __future__ import absolute_import, division, print_function
 
 import argparse
-import logging
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,18 +104,39 @@ def bench_ours(text):
     return run
 
 
-def bench_gixy(path):
-    from gixy.core.config import Config
-    from gixy.core.manager import Manager
+GIXY_RUN = """
+import json, logging, statistics, sys, time
+from gixy.core.config import Config
+from gixy.core.manager import Manager
+logging.getLogger("gixy").setLevel(logging.ERROR)
+path, runs = sys.argv[1], int(sys.argv[2])
+times = []
+for _run in range(runs):
+    start = time.perf_counter()
+    with Manager(config=Config()) as yoda:
+        with open(path, "rb") as handle:
+            yoda.audit(path, handle, is_stdin=False)
+        list(yoda.results)
+    times.append(time.perf_counter() - start)
+print(json.dumps(statistics.median(times)))
+"""
 
-    logging.getLogger("gixy").setLevel(logging.ERROR)
 
-    def run():
-        with Manager(config=Config()) as yoda:
-            with open(path, "rb") as handle:
-                yoda.audit(path, handle, is_stdin=False)
-            list(yoda.results)
-    return run
+def gixy_python():
+    """gixy-ng's own environment (.venv-gixy, created by the Makefile): its ngxparse installs
+    the same `crossplane` package as the real crossplane of this environment."""
+    gixy = os.environ.get("HARDENED_GIXY") or os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv-gixy", "bin", "gixy")
+    return os.path.join(os.path.dirname(gixy), "python")
+
+
+def bench_gixy(path, runs):
+    """The same in-process timing of parse + audit, run by gixy-ng's own interpreter."""
+    run = subprocess.run([gixy_python(), "-c", GIXY_RUN, path, str(runs)], capture_output=True, text=True,
+                         check=False)
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr.strip().splitlines()[-1] if run.stderr.strip() else "exit %d" % run.returncode)
+    return json.loads(run.stdout)
 
 
 def bench_crossplane(path):
@@ -137,10 +160,10 @@ def main():
         out.write(text)
     try:
         rows = [("ours: parse + verify (nginx_parser, lua_rules)", time_runs(bench_ours(text), args.runs))]
-        for name, factory in (("gixy-ng: parse + audit", bench_gixy),
-                              ("crossplane: parse only", bench_crossplane)):
+        for name, measure in (("gixy-ng: parse + audit", lambda: bench_gixy(path, args.runs)),
+                              ("crossplane: parse only", lambda: time_runs(bench_crossplane(path), args.runs))):
             try:
-                rows.append((name, time_runs(factory(path), args.runs)))
+                rows.append((name, measure()))
             except Exception as exc:  # a tool that cannot read the input is reported, not fatal
                 rows.append((name, "failed: %s" % exc))
     finally:

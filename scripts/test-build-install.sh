@@ -28,7 +28,7 @@ forbidden='(^|/)\.[^/]
 (^|/)__pycache__(/|$)
 \.py[co]$
 \.(tar|tar\.gz|tgz|img|qcow2)$
-^(Makefile|requirements-test\.txt|BENCHMARKS\.md)$'
+^(Makefile|requirements-(test|gixy)\.txt|BENCHMARKS\.md)$'
 if grep -E -f <(printf '%s\n' "$forbidden") "$work/contents" >"$work/forbidden"; then
   echo "paths that must not be in the tarball (add them to build_ignore in galaxy.yml):" >&2
   sed 's/^/  /' "$work/forbidden" >&2

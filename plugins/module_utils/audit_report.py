@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import json
 from xml.sax.saxutils import quoteattr, escape
 
@@ -84,7 +85,15 @@ def failing_hosts(report, threshold):
 
 
 def to_json(report):
-    return json.dumps(report, indent=2, sort_keys=True) + "\n"
+    """The report as JSON, one host per line: readable with a pager and grep, and written by
+    json's C encoder (an indented dump of 10,000 hosts takes Python's slow encoder)."""
+    lines = ['{"hosts": {']
+    hosts = sorted(report["hosts"].items())
+    for position, (host, data) in enumerate(hosts):
+        lines.append("%s: %s%s" % (json.dumps(host), json.dumps(data, sort_keys=True),
+                                   "," if position < len(hosts) - 1 else ""))
+    lines.append('}, "tool": %s}' % json.dumps(report["tool"]))
+    return "\n".join(lines) + "\n"
 
 
 def _catalogue():
@@ -95,11 +104,46 @@ def _catalogue():
     return rules
 
 
-def to_sarif(report, version="0"):
-    """SARIF 2.1.0: one run, the rule catalogue as rule metadata, one result per finding."""
-    catalogue = _catalogue()
-    index = dict((entry[0], position) for position, entry in enumerate(catalogue))
-    rules = [{
+SARIF_FINGERPRINT = "hardenedOpenrestyFinding/v1"
+# A finding that belongs to a host, not to a configuration file (version drift, a module root
+# on the host): SARIF wants a location, this one names no file of the repository.
+SARIF_HOST_URI = "inventory"
+
+
+def distinct_findings(report):
+    """The fleet's findings grouped by what they are, not by where they were found: a list of
+    (finding, hosts), one per distinct (rule, severity, file, line, message), in a stable order.
+    Hosts that share their configuration share their findings, so a fleet of any size that runs
+    one configuration has as many entries as one host has findings."""
+    groups = {}
+    for host, data in report["hosts"].items():
+        for finding in data["findings"]:
+            key = (finding["rule"], finding["severity"], finding.get("file") or "",
+                   int(finding.get("line") or 0), finding["message"])
+            entry = groups.get(key)
+            if entry is None:
+                groups[key] = (finding, [host])
+            else:
+                entry[1].append(host)
+    return [(groups[key][0], sorted(groups[key][1])) for key in sorted(groups)]
+
+
+def sarif_fingerprint(finding):
+    """Stable across runs and host sets: the same finding keeps its fingerprint when hosts are
+    added or removed, so code scanning updates one alert instead of opening a new one."""
+    key = "\0".join((finding["rule"], finding.get("file") or "", str(finding.get("line") or ""),
+                     finding["message"]))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _host_list(hosts, shown=5):
+    if len(hosts) <= shown:
+        return ", ".join(hosts)
+    return "%s and %d more" % (", ".join(hosts[:shown]), len(hosts) - shown)
+
+
+def _sarif_rules(catalogue):
+    return [{
         "id": rule_id,
         "name": "".join(part.capitalize() for part in rule_id.split("-")),
         "shortDescription": {"text": summary},
@@ -110,26 +154,33 @@ def to_sarif(report, version="0"):
         "defaultConfiguration": {"level": SARIF_LEVEL[severity]},
         "properties": {"tags": ["security", "nginx", "lua"], "security-severity": SECURITY_SEVERITY[severity]},
     } for rule_id, severity, summary, rationale in catalogue]
+
+
+def to_sarif(report, version="0"):
+    """SARIF 2.1.0: one run, the rule catalogue as rule metadata, one result per distinct
+    finding (see distinct_findings) with the hosts it was found on in its properties."""
+    catalogue = _catalogue()
+    index = dict((entry[0], position) for position, entry in enumerate(catalogue))
     results = []
-    for host, data in sorted(report["hosts"].items()):
-        for finding in data["findings"]:
-            location = {"uri": finding.get("file") or "host:%s" % host}
-            physical = {"artifactLocation": location}
-            if finding.get("line"):
-                physical["region"] = {"startLine": int(finding["line"])}
-            results.append({
-                "ruleId": finding["rule"],
-                "ruleIndex": index.get(finding["rule"], -1),
-                "level": SARIF_LEVEL.get(finding["severity"], "warning"),
-                "message": {"text": "%s: %s" % (host, finding["message"])},
-                "locations": [{"physicalLocation": physical}],
-                "properties": {"host": host, "severity": finding["severity"]},
-            })
+    for finding, hosts in distinct_findings(report):
+        physical = {"artifactLocation": {"uri": finding.get("file") or SARIF_HOST_URI}}
+        if finding.get("line"):
+            physical["region"] = {"startLine": int(finding["line"])}
+        results.append({
+            "ruleId": finding["rule"],
+            "ruleIndex": index.get(finding["rule"], -1),
+            "level": SARIF_LEVEL.get(finding["severity"], "warning"),
+            "message": {"text": "%s (on %d host%s: %s)" % (finding["message"], len(hosts),
+                                                           "" if len(hosts) == 1 else "s", _host_list(hosts))},
+            "locations": [{"physicalLocation": physical}],
+            "partialFingerprints": {SARIF_FINGERPRINT: sarif_fingerprint(finding)},
+            "properties": {"hosts": hosts, "host_count": len(hosts), "severity": finding["severity"]},
+        })
     sarif = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
         "runs": [{
-            "tool": {"driver": {"name": TOOL_NAME, "version": version, "rules": rules}},
+            "tool": {"driver": {"name": TOOL_NAME, "version": version, "rules": _sarif_rules(catalogue)}},
             "results": results,
         }],
     }
@@ -152,8 +203,11 @@ def to_junit(report, threshold="high"):
             host_errors = 1
             cases.append('    <testcase classname=%s name="audit"><error message=%s/></testcase>'
                          % (quoteattr(host), quoteattr(data["error"])))
+        by_rule = {}
+        for finding in data["findings"]:
+            by_rule.setdefault(finding["rule"], []).append(finding)
         for rule_id in rule_ids:
-            hits = [f for f in data["findings"] if f["rule"] == rule_id]
+            hits = by_rule.get(rule_id, [])
             failing = [f for f in hits if SEVERITY_RANK.get(f["severity"], 0) >= rank]
             body = ""
             if failing:
@@ -188,3 +242,19 @@ def summary_table(report):
                      str(data["versions"].get("pcre") or "-"), status))
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows)
+
+
+FORMATS = ("json", "sarif", "junit", "table")
+
+
+def render_all(results, threshold="high", version="0"):
+    """Every output of an audit from one build of the report: the JSON, SARIF and JUnit texts,
+    the table, and the hosts failing at threshold."""
+    report = build(results)
+    return {
+        "json": to_json(report),
+        "sarif": to_sarif(report, version),
+        "junit": to_junit(report, threshold),
+        "table": summary_table(report),
+        "failing_hosts": failing_hosts(report, threshold),
+    }

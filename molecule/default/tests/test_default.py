@@ -4,6 +4,7 @@ Traffic stays on loopback inside the host: every request is a curl run on the ho
 """
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -11,6 +12,9 @@ import time
 import pytest
 
 ROOT = "/opt/hardened-openresty/lua"
+# gixy-ng as published, from .venv-gixy (see requirements-gixy.txt).
+GIXY = os.environ.get("HARDENED_GIXY") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))), ".venv-gixy", "bin", "gixy")
 APP_ROOT = "/opt/hardened-openresty/app"
 EXPECTED = {
     "lua_code_cache": "on",
@@ -403,10 +407,11 @@ def test_verifier_reports_exactly_the_drift_and_clears_after_repair(host):
 
 
 def test_the_effective_config_passes_gixy_ng_without_findings(host, effective, tmp_path):
-    # gixy-ng (the controller's test tooling) reads the `nginx -T` dump of this host.
+    # gixy-ng (the controller's test tooling, in its own environment: the Makefile's
+    # HARDENED_GIXY) reads the `nginx -T` dump of this host.
     dump = tmp_path / "nginx-T.conf"
     dump.write_text(effective)
-    run = subprocess.run(["gixy", "-f", "json", str(dump)], capture_output=True, text=True, check=False)
+    run = subprocess.run([GIXY, "-f", "json", str(dump)], capture_output=True, text=True, check=False)
     findings = json.loads(run.stdout or "null")
     assert findings == [], [(f["plugin"], f["file"], f["summary"]) for f in findings or ()] or run.stderr
     assert run.returncode == 0, run.stderr

@@ -4,8 +4,8 @@
 
 Each report is parsed with a real parser (json, xml.etree), so a malformed file fails here.
 Printed: per host the (rule, severity) of every finding from audit.json; the SARIF version,
-result count, results whose rule is missing from the rule metadata, and (host, rule) per
-result; the JUnit totals and the (host, rule) of every failing test case.
+result count, results whose rule is missing from the rule metadata, (host, rule) for every
+host a result lists, the driver version, and whether results repeat a fingerprint or a host; the JUnit totals and the (host, rule) of every failing test case.
 """
 
 import json
@@ -33,7 +33,14 @@ def main(directory):
             "results": len(run["results"]),
             "unknown_rules": [r["ruleId"] for r in run["results"]
                               if r["ruleId"] not in rule_ids or rule_ids[r["ruleIndex"]] != r["ruleId"]],
-            "hits": sorted([r["properties"]["host"], r["ruleId"]] for r in run["results"]),
+            "hits": sorted([host, r["ruleId"]] for r in run["results"] for host in r["properties"]["hosts"]),
+            "driver_version": run["tool"]["driver"]["version"],
+            # One result per distinct finding: no two results share a fingerprint, and none
+            # lists a host twice.
+            "duplicate_fingerprints": len(run["results"]) - len(set(
+                json.dumps(r["partialFingerprints"], sort_keys=True) for r in run["results"])),
+            "hosts_listed_twice": [r["ruleId"] for r in run["results"]
+                                   if len(set(r["properties"]["hosts"])) != len(r["properties"]["hosts"])],
         },
         "junit": {
             "suites": sorted(suite.get("name") for suite in junit.findall("./testsuite")),
