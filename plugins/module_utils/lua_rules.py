@@ -984,6 +984,7 @@ def lua_module_dir_not_sealed(facts):
 # Running the catalogue
 # ---------------------------------------------------------------------------------------
 
+@nginx_parser.without_cyclic_gc
 def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=False,
              check_processes=False, sealed_dirs=(), processes=None, master_pid=None,
              proc="/proc", rules=None, cross_check=None):

@@ -26,6 +26,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import functools
+import gc
 import io
 import itertools
 import os
@@ -262,6 +264,26 @@ def _check_length(value, limit, filename, line):
     """A token that does not fit in nginx's configuration buffer is an error, as in nginx."""
     if len(value.encode("utf-8", "replace")) >= limit:
         raise NginxParseError('too long parameter "%s..." started' % value[:10], filename, line)
+
+
+def without_cyclic_gc(function):
+    """Run function with Python's cyclic garbage collector paused, then restore it.
+
+    Reading a large configuration makes millions of small objects and no reference cycles;
+    the collector would scan them again at every generation threshold, which was 45% of a
+    10,000-server verify and made its time grow faster than the input. Nested calls are fine:
+    only the outermost one turns the collector back on, also when function raises.
+    """
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+    return wrapper
 
 
 def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None):
@@ -821,6 +843,7 @@ def _reading(lines, boundaries, main):
     return config, problem
 
 
+@without_cyclic_gc
 def parse_dump(text, main=None):
     """Parse the text of `nginx -T` into an NginxConfig. Raises NginxParseError.
 
@@ -924,6 +947,7 @@ def read_file(path):
 PARAMS_FILE = "nginx -g"
 
 
+@without_cyclic_gc
 def load_tree(main, params=None):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 

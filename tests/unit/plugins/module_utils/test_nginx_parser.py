@@ -585,3 +585,24 @@ def test_a_long_comment_line_at_the_start_of_the_file_buffer(length, accepted):
     else:
         with pytest.raises(NginxParseError):
             parse_string(text)
+
+
+def test_the_garbage_collector_is_paused_while_reading_and_restored_after(tmp_path):
+    import gc
+    seen = []
+
+    @nginx_parser.without_cyclic_gc
+    def inner():
+        seen.append(gc.isenabled())
+        raise ValueError("boom")
+
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        inner()
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        inner_ok = nginx_parser.without_cyclic_gc(lambda: gc.isenabled())
+        assert inner_ok() is False and not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
