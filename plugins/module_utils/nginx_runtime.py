@@ -87,10 +87,12 @@ def boot_time(proc="/proc"):
 
 
 def read_process(pid, proc="/proc", clock_ticks=None):
-    """Return dict(pid, ppid, uid, title, start_time) for one process, or None if it is gone.
+    """Return dict(pid, ppid, uid, title, start_time, cgroup) for one process, or None if it is gone.
 
     title is the process's command line as shown by ps (nginx rewrites it to
-    "nginx: master process ..." / "nginx: worker process"); start_time is epoch seconds.
+    "nginx: master process ..." / "nginx: worker process"): anyone can set it, so it never
+    identifies a process alone. start_time is epoch seconds; cgroup is the text of
+    /proc/<pid>/cgroup ("" when unreadable).
     """
     base = os.path.join(proc, str(pid))
     try:
@@ -108,6 +110,10 @@ def read_process(pid, proc="/proc", clock_ticks=None):
         if line.startswith("Uid:"):
             uid = int(line.split()[1])
             break
+    try:
+        cgroup = _read(os.path.join(base, "cgroup"))
+    except (IOError, OSError):
+        cgroup = ""
     if clock_ticks is None:
         clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     return {
@@ -116,7 +122,37 @@ def read_process(pid, proc="/proc", clock_ticks=None):
         "uid": uid,
         "title": cmdline.replace("\x00", " ").strip(),
         "start_time": boot_time(proc) + start_ticks / float(clock_ticks),
+        "cgroup": cgroup,
     }
+
+
+def process_clock(proc="/proc"):
+    """Now, on the clock read_process() reports start times on (boot time + uptime).
+
+    A start time compared with time.time() can be off by up to a second (btime is whole
+    seconds); compared with this value, only by the 10 ms resolution of /proc.
+    """
+    return boot_time(proc) + float(_read(os.path.join(proc, "uptime")).split()[0])
+
+
+def unit_name(service):
+    """The systemd unit of a service name: "nginx" -> "nginx.service"."""
+    return service if "." in service else service + ".service"
+
+
+def in_unit(info, service):
+    """True when the process's cgroup (any hierarchy) is the unit's own or below it.
+
+    systemd puts every process of a service, and only those, into the unit's cgroup; under
+    a container with the host's cgroup namespace the path has a prefix, so the unit is
+    matched as a path component.
+    """
+    unit = unit_name(service)
+    for line in (info.get("cgroup") or "").splitlines():
+        path = line.split(":", 2)[-1]
+        if unit in path.split("/"):
+            return True
+    return False
 
 
 def list_processes(proc="/proc", clock_ticks=None):
