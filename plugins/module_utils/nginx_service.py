@@ -108,8 +108,8 @@ HARMLESS_ALERTS = (
 )
 
 
-def serious_entries(lines, pid=None):
-    """Entries at emerg, alert or crit level, only those logged by pid when it is given.
+def serious_entries(lines, pid=None, levels=SERIOUS_LEVELS):
+    """Entries at emerg, alert or crit level (or `levels`), only those logged by pid when it is given.
 
     An entry is a log line with its continuation lines (a Lua error message spans several
     lines, the later ones without the date prefix), joined with newlines. Lines that name
@@ -124,7 +124,7 @@ def serious_entries(lines, pid=None):
                 current.append(line)
             continue
         current = None
-        if (level in SERIOUS_LEVELS and (pid is None or line_pid == int(pid))
+        if (level in levels and (pid is None or line_pid == int(pid))
                 and not any(alert in line for alert in HARMLESS_ALERTS)):
             current = [line]
             found.append(current)
@@ -229,8 +229,11 @@ def killed_workers(lines, master_pid):
 
 
 def load_failures(lines, master_pid):
-    """The master's serious entries other than reaped workers: why a configuration failed."""
-    return [entry for entry in serious_entries(lines, master_pid) if not _KILLED_WORKER.search(entry)]
+    """The master's entries at error level or above, other than reaped workers: why a
+    configuration failed. The master serves no request, so what it logs at error during a
+    reload comes from loading; an init_by_lua error is logged at [error] only."""
+    return [entry for entry in serious_entries(lines, master_pid, SERIOUS_LEVELS + ("error",))
+            if not _KILLED_WORKER.search(entry)]
 
 
 def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout, signalled_at=None,
@@ -250,7 +253,7 @@ def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout
       and finish their connections (or spin in Lua code that never yields). The verdict
       comes at once when no old worker still looks active, else `settle` seconds after the
       new generation appeared (nginx forks all new workers before it signals the old);
-    - "rejected": the master logged why the configuration failed (emerg/alert/crit) and no
+    - "rejected": the master logged why the configuration failed (load_failures()) and no
       new generation came for `grace` seconds after it: nginx serves with the old workers;
     - "timeout": no new generation within timeout seconds;
     - "master_exited": the master is gone.

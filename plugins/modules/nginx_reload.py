@@ -32,7 +32,8 @@ description:
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
     C(lua_package_path) or a missing Lua module passes the test; on reload the master
     fails to load the new configuration, logs an C([emerg]) or C([alert]) line and keeps
-    the old workers serving. The module fails with those error log lines, also when an old
+    the old workers serving (an C(init_by_lua) error is logged at C([error]) only). The
+    module fails with those error log lines, also when an old
     worker was killed meanwhile and respawned (the master logs C(exited on signal); its
     replacement runs the old configuration and is not counted as a new generation).
   - A rejected reload fails with C(changed=false) because the server still runs as before.
@@ -208,6 +209,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime i
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import (
     find_master,
     is_service_master,
+    load_failures,
     log_size,
     main_error_log,
     read_new_lines,
@@ -284,7 +286,7 @@ def _journal_reader(module, service):
 
 
 def _failure_lines(lines, master):
-    entries = serious_entries(lines, master) or serious_entries(lines) or lines
+    entries = load_failures(lines, master) or serious_entries(lines) or lines
     return " | ".join(entries[-5:])
 
 

@@ -340,6 +340,27 @@ def test_accepted_reload_with_an_old_worker_stuck_in_lua_is_a_success_that_says_
     assert waited < 5, "a stuck old worker must not hold the verdict until the timeout"
 
 
+INIT_ERROR = [
+    # What Debian 12's nginx 1.22.1 + lua-nginx-module 0.10.23 log on a HUP whose new
+    # configuration has an init_by_lua error: [error] only, from the master.
+    "2026/12/01 06:15:23 [error] 100#100: init_by_lua error: init_by_lua(conf.d/initerr.conf:1):1: boom",
+    "stack traceback:",
+    "\t[C]: in function 'error'",
+]
+
+
+def test_an_init_by_lua_error_from_the_master_is_a_rejection_not_a_timeout():
+    verdict, waited = run_wait(scripted([master(), worker(11), worker(12)]), INIT_ERROR, timeout=30)
+    assert verdict["outcome"] == "rejected"
+    assert waited < 10
+
+
+def test_a_workers_error_line_alone_is_not_a_rejection():
+    noise = ["2024/05/01 12:00:00 [error] 11#11: *1 open() \"/x\" failed (2: No such file or directory)"]
+    verdict, dummy = run_wait(scripted([master(), worker(11), worker(12)]), noise, timeout=3)
+    assert verdict["outcome"] == "timeout"
+
+
 def test_master_exit_is_reported():
     verdict, dummy = run_wait(scripted([worker(11)]))
     assert verdict["outcome"] == "master_exited"
