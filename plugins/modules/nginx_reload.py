@@ -14,7 +14,7 @@ description:
   - Tests the configuration with C(nginx -t) once and fails with nginx's own message when it
     is invalid, changing nothing.
   - Finds the service's master by the pid file (or systemd's C(MainPID)) and accepts it only
-    when it is titled C(nginx: master process), owned by root and, under systemd, in the
+    when its title is that of an nginx master, it is owned by root and, under systemd, in the
     unit's own cgroup. A process the worker user renamed, behind a stale pid file, is never
     signalled. A root master outside the unit (started by hand) is reported, not signalled.
   - Starts the service when it is not running.
@@ -26,7 +26,7 @@ description:
     nginx and reported in RV(old_workers_draining).
   - With O(restart=true) (a changed systemd drop-in) it runs C(systemctl daemon-reload) and
     C(systemctl restart) after the test, and proves that a new master runs with workers. A
-    configuration that passes C(-t) and fails at start (a Lua error in C(init_by_lua*):
+    configuration that passes C(-t) and fails at start (a Lua error in C(init_by_lua*), as
     C(nginx -t) does not create a Lua VM) fails with nginx's words; the caller restores the
     previous files and starts again (the server role's handler does).
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
@@ -209,6 +209,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime i
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import (
     find_master,
     is_service_master,
+    killed_workers,
     load_failures,
     log_size,
     main_error_log,
@@ -430,8 +431,11 @@ def main():
     if outcome == "rejected":
         # The master kept the old configuration and workers: nothing changed.
         result["changed"] = False
-        msg = ("nginx rejected the reload and keeps serving with the old configuration (old workers %s): %s"
-               % (verdict["old_workers_active"], _failure_lines(result["error_log_lines"], master)))
+        respawned = killed_workers(result["error_log_lines"], master)
+        msg = ("nginx rejected the reload and keeps serving with the old configuration (old workers %s%s): %s"
+               % (verdict["old_workers_active"],
+                  "; killed and respawned with it: %s" % respawned if respawned else "",
+                  _failure_lines(result["error_log_lines"], master)))
     elif outcome == "master_exited":
         msg = "the nginx master %d exited during the reload" % master
     else:
