@@ -85,4 +85,5 @@ clean: demo-clean
 bench: venv collection images
 	python scripts/bench_fleet.py --runs 2
 	python scripts/bench_redos.py --runs 9
+	python scripts/bench_reload.py --runs 7
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000

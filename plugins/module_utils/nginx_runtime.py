@@ -230,3 +230,55 @@ def worker_libraries(proc="/proc"):
             except (IOError, OSError):
                 continue
     return None
+
+
+def _listening_inodes(port, proc="/proc"):
+    """Inodes of the TCP sockets (IPv4 and IPv6) in LISTEN state on port, any address."""
+    inodes = []
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = _read(os.path.join(proc, "net", name)).splitlines()[1:]
+        except (IOError, OSError):
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == int(port):
+                inodes.append(int(fields[9]))
+    return inodes
+
+
+def socket_inodes(pid, proc="/proc"):
+    """Inodes of the sockets process pid holds open (reading another's fds needs root)."""
+    found = set()
+    base = os.path.join(proc, str(pid), "fd")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(base, name))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target.endswith("]"):
+            found.add(int(target[len("socket:["):-1]))
+    return found
+
+
+def foreign_listeners(master_pid, ports, proc="/proc"):
+    """Ports whose listening sockets are not all held by the nginx master, with the reason.
+
+    What answers on such a port is not the service's workers (they inherit the master's
+    listeners): a process of the worker user can bind a port nginx does not listen on and
+    answer a release proof or health check. Returns {port: reason}; empty when every port
+    is nginx's own.
+    """
+    held = socket_inodes(master_pid, proc)
+    problems = {}
+    for port in ports:
+        inodes = _listening_inodes(port, proc)
+        if not inodes:
+            problems[int(port)] = "nothing listens there"
+        elif not set(inodes) <= held:
+            problems[int(port)] = "listened on by a socket the master does not hold"
+    return problems

@@ -78,6 +78,16 @@ options:
         RV(old_workers_draining); that is not a failure.
     type: int
     default: 30
+  ports:
+    description:
+      - TCP ports whose listening sockets must belong to the proven master (its workers
+        inherit them). Checked after the new generation is proven; a port on which nothing
+        listens, or on which a socket the master does not hold listens (a process of the
+        worker user bound it), fails the module. Use the ports a release proof or health
+        check asks next, so that only the service's own workers can answer it.
+    type: list
+    elements: int
+    default: []
   restart:
     description:
       - Restart the service through systemd instead of reloading it, after C(systemctl
@@ -198,6 +208,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
+    foreign_listeners,
     list_processes,
     parse_version_output,
     process_clock,
@@ -298,6 +309,15 @@ def _start_failure(lines, err_out):
     return " | ".join((words or lines)[-5:]) or err_out.strip()
 
 
+def _exit_proven(module, master, result, **kwargs):
+    """Exit with success once the ports asked for are the master's own, else fail."""
+    problems = foreign_listeners(master, module.params["ports"]) if module.params["ports"] else {}
+    if problems:
+        module.fail_json(msg="the new generation runs, but not every port is the service's own: %s"
+                         % "; ".join("port %d: %s" % item for item in sorted(problems.items())), **result)
+    module.exit_json(**dict(result, **kwargs))
+
+
 def main():
     began = time.time()
     module = AnsibleModule(
@@ -309,6 +329,7 @@ def main():
             error_log=dict(type="path"),
             timeout=dict(type="int", default=30),
             restart=dict(type="bool", default=False),
+            ports=dict(type="list", elements="int", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -398,7 +419,7 @@ def main():
         if not workers or (master and new_master == master):
             module.fail_json(msg="%s was %s but no new nginx master with workers was running after %ss"
                              % (service, result["action"], params["timeout"]), **result)
-        module.exit_json(**result)
+        _exit_proven(module, new_master, result)
 
     # Only a configuration without a file error log needs the journal (stderr goes there).
     journal = _journal_reader(module, service) if systemctl and not error_log else None
@@ -426,8 +447,8 @@ def main():
     outcome = verdict["outcome"]
     if outcome == "reloaded":
         draining = len(verdict["old_workers_draining"])
-        module.exit_json(msg="new generation serving (workers %s), %d old worker%s draining"
-                         % (verdict["new_worker_pids"], draining, "" if draining == 1 else "s"), **result)
+        _exit_proven(module, master, result, msg="new generation serving (workers %s), %d old worker%s draining"
+                     % (verdict["new_worker_pids"], draining, "" if draining == 1 else "s"))
     if outcome == "rejected":
         # The master kept the old configuration and workers: nothing changed.
         result["changed"] = False

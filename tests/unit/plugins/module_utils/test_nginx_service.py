@@ -381,3 +381,33 @@ def test_wait_for_start_gives_up_after_the_timeout():
     found = wait_for_start(lambda: MASTER, scripted([master()]), 2, clock=clock.time, sleep=clock.sleep)
     assert found == (MASTER, [])
     assert clock.now - 1000.0 >= 2
+
+
+# --- who holds the listening sockets ---------------------------------------------------------
+
+TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+
+
+def tcp_line(slot, address, port, inode, state="0A"):
+    return ("%4d: %s:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000     0        0 %d 1 "
+            "0000000000000000 100 0 0 10 0\n" % (slot, address, port, state, inode))
+
+
+def test_a_port_answered_by_a_socket_the_master_does_not_hold_is_named(tmp_path):
+    # nginx's master holds the listener of 8081; the worker user bound 8080 itself (nginx
+    # was not listening there) and would answer the release proof and the health check.
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(TCP_HEADER + tcp_line(0, "0100007F", 8081, 111)
+                                          + tcp_line(1, "0100007F", 8080, 222)
+                                          + tcp_line(2, "0100007F", 8080, 333, state="01"))
+    (tmp_path / "net" / "tcp6").write_text(TCP_HEADER)
+    for pid, inode in ((MASTER, 111), (300, 222)):
+        fds = tmp_path / str(pid) / "fd"
+        fds.mkdir(parents=True)
+        os.symlink("socket:[%d]" % inode, str(fds / "6"))
+        os.symlink("/dev/null", str(fds / "0"))
+    assert nginx_runtime.foreign_listeners(MASTER, [8081], str(tmp_path)) == {}
+    assert nginx_runtime.foreign_listeners(MASTER, [8080, 8081, 9000], str(tmp_path)) == {
+        8080: "listened on by a socket the master does not hold",
+        9000: "nothing listens there",
+    }

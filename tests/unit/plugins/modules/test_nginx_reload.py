@@ -285,3 +285,27 @@ def test_openresty_binary_uses_its_service_and_prefix_paths(world, run_module):
     assert result["service"] == "openresty"
     assert result["config"] == str(w.conf)
     assert "resty.core" in result["msg"], "the error log under the prefix was read"
+
+
+def test_a_port_the_master_does_not_hold_fails_the_proof(world, run_module, monkeypatch):
+    # lua_app's release proof and health check ask these ports: only nginx's own sockets
+    # may answer them.
+    w = world()
+    asked = []
+
+    def foreign(master, ports, *args):
+        asked.append((master, list(ports)))
+        return {8080: "listened on by a socket the master does not hold"}
+    monkeypatch.setattr(nginx_reload, "foreign_listeners", foreign)
+    result = run_module(nginx_reload, {"timeout": 5, "ports": [8081, 8080]})
+    assert result["failed"]
+    assert "8080" in result["msg"] and "does not hold" in result["msg"]
+    assert asked == [(100, [8081, 8080])]
+    assert result["new_worker_pids"] == [21, 22]
+
+
+def test_ports_held_by_the_master_pass(world, run_module, monkeypatch):
+    world()
+    monkeypatch.setattr(nginx_reload, "foreign_listeners", lambda master, ports, *a: {})
+    result = run_module(nginx_reload, {"timeout": 5, "ports": [8081]})
+    assert not result["failed"], result["msg"]
