@@ -161,6 +161,12 @@ def list_processes(proc="/proc", clock_ticks=None):
     for name in os.listdir(proc):
         if not name.isdigit():
             continue
+        try:
+            # The title first: most processes are not nginx, and a reload polls this list.
+            if not _read(os.path.join(proc, name, "cmdline")).startswith("nginx:"):
+                continue
+        except (IOError, OSError):
+            continue
         info = read_process(name, proc, clock_ticks)
         if info and info["title"].startswith("nginx:"):
             found.append(info)

@@ -237,7 +237,7 @@ def load_failures(lines, master_pid):
 
 
 def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout, signalled_at=None,
-                    clock=time.time, sleep=time.sleep, interval=0.05, grace=5.0, settle=1.0):
+                    clock=time.time, sleep=time.sleep, interval=0.01, grace=5.0, settle=1.0):
     """Wait until the reload signalled to master_pid at signalled_at has a verdict.
 
     list_processes() returns the current nginx processes; new_log_lines() the error log

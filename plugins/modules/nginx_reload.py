@@ -335,15 +335,19 @@ def main():
     )
     params = module.params
     binary = params["binary"] or module.get_bin_path("openresty") or module.get_bin_path("nginx", required=True)
-    rc, out, err = module.run_command([binary, "-V"])
-    if rc != 0:
-        module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()))
-    facts = parse_version_output(err + out)
-    defaults = resolve_paths(facts)
-    config = params["config"] or defaults["conf_path"]
-    pid_file = params["pid_file"] or defaults["pid_path"]
-    error_log = params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"]
-    service = params["service"] or ("openresty" if facts["openresty"] else "nginx")
+    if all(params[key] for key in ("config", "pid_file", "error_log", "service")):
+        # Every default `nginx -V` would give is set (the roles set them all): skip it.
+        config, pid_file, error_log, service = (params[key] for key in ("config", "pid_file", "error_log", "service"))
+    else:
+        rc, out, err = module.run_command([binary, "-V"])
+        if rc != 0:
+            module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()))
+        facts = parse_version_output(err + out)
+        defaults = resolve_paths(facts)
+        config = params["config"] or defaults["conf_path"]
+        pid_file = params["pid_file"] or defaults["pid_path"]
+        error_log = params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"]
+        service = params["service"] or ("openresty" if facts["openresty"] else "nginx")
     result = dict(
         changed=False,
         binary=binary,

@@ -309,3 +309,11 @@ def test_ports_held_by_the_master_pass(world, run_module, monkeypatch):
     monkeypatch.setattr(nginx_reload, "foreign_listeners", lambda master, ports, *a: {})
     result = run_module(nginx_reload, {"timeout": 5, "ports": [8081]})
     assert not result["failed"], result["msg"]
+
+
+def test_with_every_path_given_nginx_v_is_not_run(world, run_module):
+    w = world()
+    result = run_module(nginx_reload, {"timeout": 5, "config": str(w.conf), "pid_file": str(w.pid_file),
+                                       "error_log": str(w.log), "service": "nginx"})
+    assert not result["failed"], result["msg"]
+    assert [c[1] for c in w.calls] == ["-t"]
