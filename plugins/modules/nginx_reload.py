@@ -194,6 +194,14 @@ service:
   returned: always
   type: str
   sample: nginx
+outcome:
+  description: >-
+    How it ended: C(reloaded), C(restarted) or C(started) (proven); C(rejected) (nginx kept
+    the old configuration and workers), C(timeout), C(master_exited), C(start_failed) (nginx
+    is not running); null when it stopped before (check mode, a failed C(nginx -t)).
+  returned: always
+  type: str
+  sample: reloaded
 nginx_test_output:
   description: What C(nginx -t) printed.
   returned: always
@@ -360,6 +368,7 @@ def main():
         elapsed=0.0,
         error_log_lines=[],
         nginx_test_output="",
+        outcome=None,
     )
 
     systemctl = _systemctl(module)
@@ -413,12 +422,13 @@ def main():
         if rc != 0:
             result["changed"] = master is not None
             result["master_pid"] = None
+            result["outcome"] = "start_failed"
             result["error_log_lines"] = read_new_lines(error_log, offset) + (journal() if journal else [])
             reason = _start_failure(result["error_log_lines"], err or out)
             module.fail_json(msg="%s %s failed: %s" % ("restarting" if master else "starting", service, reason),
                              **result)
         new_master, workers = wait_for_start(current_master, list_processes, params["timeout"])
-        result.update(changed=True, master_pid=new_master, new_worker_pids=workers,
+        result.update(changed=True, master_pid=new_master, new_worker_pids=workers, outcome=result["action"],
                       elapsed=round(time.time() - began, 3), error_log_lines=read_new_lines(error_log, offset))
         if not workers or (master and new_master == master):
             module.fail_json(msg="%s was %s but no new nginx master with workers was running after %ss"
@@ -448,7 +458,7 @@ def main():
         old_workers_draining=verdict["old_workers_draining"],
         error_log_lines=verdict["error_log_lines"],
     )
-    outcome = verdict["outcome"]
+    outcome = result["outcome"] = verdict["outcome"]
     if outcome == "reloaded":
         draining = len(verdict["old_workers_draining"])
         _exit_proven(module, master, result, msg="new generation serving (workers %s), %d old worker%s draining"

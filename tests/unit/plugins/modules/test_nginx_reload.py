@@ -212,6 +212,7 @@ def test_rejected_reload_fails_with_the_masters_error_lines(world, run_module):
     assert result["failed"]
     assert result["changed"] is False
     assert "rejected the reload" in result["msg"] and "resty.core" in result["msg"]
+    assert result["outcome"] == "rejected"
     assert "an old alert" not in result["msg"]
     assert result["error_log_lines"][0] == ALERT
     assert result["new_worker_pids"] == []
@@ -259,6 +260,7 @@ def test_restart_that_fails_at_start_fails_with_nginxs_words(world, run_module):
     result = run_module(nginx_reload, {"restart": True, "timeout": 5})
     assert result["failed"]
     assert "init_by_lua error: boom" in result["msg"]
+    assert result["outcome"] == "start_failed"
     assert result["action"] == "restarted" and result["master_pid"] is None
     assert w.procs == []
 
