@@ -312,9 +312,8 @@ def test_rejected_reload_with_one_respawn_is_rejected_not_a_timeout():
 
 def test_a_worker_respawned_before_the_signal_is_not_a_new_generation():
     # 13 replaced a crashed worker between the listing of the old workers and the signal.
-    verdict, dummy = run_wait(scripted([master(), worker(12), proc(13, MASTER, "nginx: worker process",
-                                                                  start_time=SIGNALLED - 0.2)]),
-                              [EMERG], timeout=30)
+    respawned_before = proc(13, MASTER, "nginx: worker process", start_time=SIGNALLED - 0.2)
+    verdict, dummy = run_wait(scripted([master(), worker(12), respawned_before]), [EMERG], timeout=30)
     assert verdict["outcome"] == "rejected"
 
 
