@@ -87,10 +87,12 @@ def boot_time(proc="/proc"):
 
 
 def read_process(pid, proc="/proc", clock_ticks=None):
-    """Return dict(pid, ppid, uid, title, start_time) for one process, or None if it is gone.
+    """Return dict(pid, ppid, uid, title, start_time, cgroup) for one process, or None if it is gone.
 
     title is the process's command line as shown by ps (nginx rewrites it to
-    "nginx: master process ..." / "nginx: worker process"); start_time is epoch seconds.
+    "nginx: master process ..." / "nginx: worker process"): anyone can set it, so it never
+    identifies a process alone. start_time is epoch seconds; cgroup is the text of
+    /proc/<pid>/cgroup ("" when unreadable).
     """
     base = os.path.join(proc, str(pid))
     try:
@@ -108,6 +110,10 @@ def read_process(pid, proc="/proc", clock_ticks=None):
         if line.startswith("Uid:"):
             uid = int(line.split()[1])
             break
+    try:
+        cgroup = _read(os.path.join(base, "cgroup"))
+    except (IOError, OSError):
+        cgroup = ""
     if clock_ticks is None:
         clock_ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     return {
@@ -116,7 +122,37 @@ def read_process(pid, proc="/proc", clock_ticks=None):
         "uid": uid,
         "title": cmdline.replace("\x00", " ").strip(),
         "start_time": boot_time(proc) + start_ticks / float(clock_ticks),
+        "cgroup": cgroup,
     }
+
+
+def process_clock(proc="/proc"):
+    """Now, on the clock read_process() reports start times on (boot time + uptime).
+
+    A start time compared with time.time() can be off by up to a second (btime is whole
+    seconds); compared with this value, only by the 10 ms resolution of /proc.
+    """
+    return boot_time(proc) + float(_read(os.path.join(proc, "uptime")).split()[0])
+
+
+def unit_name(service):
+    """The systemd unit of a service name: "nginx" -> "nginx.service"."""
+    return service if "." in service else service + ".service"
+
+
+def in_unit(info, service):
+    """True when the process's cgroup (any hierarchy) is the unit's own or below it.
+
+    systemd puts every process of a service, and only those, into the unit's cgroup; under
+    a container with the host's cgroup namespace the path has a prefix, so the unit is
+    matched as a path component.
+    """
+    unit = unit_name(service)
+    for line in (info.get("cgroup") or "").splitlines():
+        path = line.split(":", 2)[-1]
+        if unit in path.split("/"):
+            return True
+    return False
 
 
 def list_processes(proc="/proc", clock_ticks=None):
@@ -124,6 +160,12 @@ def list_processes(proc="/proc", clock_ticks=None):
     found = []
     for name in os.listdir(proc):
         if not name.isdigit():
+            continue
+        try:
+            # The title first: most processes are not nginx, and a reload polls this list.
+            if not _read(os.path.join(proc, name, "cmdline")).startswith("nginx:"):
+                continue
+        except (IOError, OSError):
             continue
         info = read_process(name, proc, clock_ticks)
         if info and info["title"].startswith("nginx:"):
@@ -194,3 +236,55 @@ def worker_libraries(proc="/proc"):
             except (IOError, OSError):
                 continue
     return None
+
+
+def _listening_inodes(port, proc="/proc"):
+    """Inodes of the TCP sockets (IPv4 and IPv6) in LISTEN state on port, any address."""
+    inodes = []
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = _read(os.path.join(proc, "net", name)).splitlines()[1:]
+        except (IOError, OSError):
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == int(port):
+                inodes.append(int(fields[9]))
+    return inodes
+
+
+def socket_inodes(pid, proc="/proc"):
+    """Inodes of the sockets process pid holds open (reading another's fds needs root)."""
+    found = set()
+    base = os.path.join(proc, str(pid), "fd")
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return found
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(base, name))
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target.endswith("]"):
+            found.add(int(target[len("socket:["):-1]))
+    return found
+
+
+def foreign_listeners(master_pid, ports, proc="/proc"):
+    """Ports whose listening sockets are not all held by the nginx master, with the reason.
+
+    What answers on such a port is not the service's workers (they inherit the master's
+    listeners): a process of the worker user can bind a port nginx does not listen on and
+    answer a release proof or health check. Returns {port: reason}; empty when every port
+    is nginx's own.
+    """
+    held = socket_inodes(master_pid, proc)
+    problems = {}
+    for port in ports:
+        inodes = _listening_inodes(port, proc)
+        if not inodes:
+            problems[int(port)] = "nothing listens there"
+        elif not set(inodes) <= held:
+            problems[int(port)] = "listened on by a socket the master does not hold"
+    return problems

@@ -3,10 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """How a reload of a running nginx is proven: worker generations, the error log, waiting.
 
-A reload is only done when the master has started a new generation of workers (which
-load the new configuration and fresh Lua VMs) and the old generation has exited. When the
-new configuration fails to load, the master logs the failure and keeps the old workers:
-that is a rejected reload, even though the signal was delivered without error.
+A reload is done when the master has started a new generation of workers (which load the
+new configuration and fresh Lua VMs): nginx forks them only after the new configuration
+loaded, then tells the old workers to quit. Old workers may take a while (open
+connections, or a Lua loop that never yields): they are reported as draining. When the new
+configuration fails to load, the master logs the failure and starts no worker: that is a
+rejected reload, even though the signal was delivered without error, and even when a
+killed old worker is respawned meanwhile (with the old configuration).
 
 Plain functions, standard library only; the waiting loops take their clock, sleep and
 process source as arguments so that tests can drive them.
@@ -23,6 +26,7 @@ import time
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import c_string
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
+    in_unit,
     is_draining,
     is_master,
     workers_of,
@@ -31,6 +35,11 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime i
 SERIOUS_LEVELS = ("emerg", "alert", "crit")
 # "2024/05/01 12:00:00 [emerg] 1234#1234: message"
 _LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (?P<pid>\d+)#\d+: ")
+# What the master logs (at alert) when it reaps a worker killed by a signal; it then forks
+# a replacement with the configuration it runs (ngx_process_get_status, ngx_reap_children).
+_KILLED_WORKER = re.compile(r"\] \d+#\d+: worker process (?P<pid>\d+) exited on signal \d+")
+# Start times on /proc's clock have a resolution of one tick (10 ms).
+_START_SLACK = 0.02
 # nginx's compiled-in defaults, relative to the prefix, when configure did not set them.
 _DEFAULT_PREFIX = "/usr/local/nginx/"
 _DEFAULT_PATHS = {
@@ -101,8 +110,8 @@ HARMLESS_ALERTS = (
 )
 
 
-def serious_entries(lines, pid=None):
-    """Entries at emerg, alert or crit level, only those logged by pid when it is given.
+def serious_entries(lines, pid=None, levels=SERIOUS_LEVELS):
+    """Entries at emerg, alert or crit level (or `levels`), only those logged by pid when it is given.
 
     An entry is a log line with its continuation lines (a Lua error message spans several
     lines, the later ones without the date prefix), joined with newlines. Lines that name
@@ -117,7 +126,7 @@ def serious_entries(lines, pid=None):
                 current.append(line)
             continue
         current = None
-        if (level in SERIOUS_LEVELS and (pid is None or line_pid == int(pid))
+        if (level in levels and (pid is None or line_pid == int(pid))
                 and not any(alert in line for alert in HARMLESS_ALERTS)):
             current = [line]
             found.append(current)
@@ -147,25 +156,34 @@ def main_error_log(text, prefix=None):
     return None
 
 
-def find_master(candidates, read):
-    """Return the first candidate pid that is a live nginx master, or None.
+def is_service_master(info, unit=None):
+    """True when info is the service's nginx master: titled so, owned by root, and (when
+    unit is given) in the unit's cgroup. A title alone is not enough: any process can set
+    it, the worker user's included, and a stale pid file can name such a process."""
+    return bool(info) and is_master(info) and info.get("uid") == 0 and (unit is None or in_unit(info, unit))
 
-    read(pid) returns nginx_runtime.read_process() data or None; checking the title guards
-    against a stale pid file whose number now belongs to another process.
+
+def find_master(candidates, read, unit=None):
+    """Return the first candidate pid that is the service's live nginx master, or None.
+
+    candidates are the pid file's pid and systemd's MainPID; read(pid) returns
+    nginx_runtime.read_process() data or None. unit is the systemd unit when systemd runs
+    the host (None otherwise): see is_service_master().
     """
     for pid in candidates:
         if not pid:
             continue
-        info = read(pid)
-        if info and is_master(info):
+        if is_service_master(read(pid), unit):
             return int(pid)
     return None
 
 
-def observe(master_pid, old_pids, processes):
+def observe(master_pid, old_pids, processes, signalled_at=None):
     """Classify the master's workers against the generation recorded before the reload.
 
-    Returns dict(master_alive, new, old_active, old_draining) with sorted pid lists.
+    Returns dict(master_alive, new, old_active, old_draining) with sorted pid lists. new
+    holds workers that are not old, not draining and (when signalled_at is given) started
+    after the signal: a worker respawned before it belongs to the old generation.
     """
     old = set(old_pids)
     master_pid = int(master_pid)
@@ -177,7 +195,8 @@ def observe(master_pid, old_pids, processes):
     }
     for worker in workers_of(master_pid, processes):
         if worker["pid"] not in old:
-            if not is_draining(worker):
+            fresh = signalled_at is None or worker["start_time"] >= signalled_at - _START_SLACK
+            if fresh and not is_draining(worker):
                 state["new"].append(worker["pid"])
         elif is_draining(worker):
             state["old_draining"].append(worker["pid"])
@@ -188,37 +207,65 @@ def observe(master_pid, old_pids, processes):
     return state
 
 
-def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout,
-                    clock=time.time, sleep=time.sleep, interval=0.1, grace=5.0):
-    """Wait until the reload signalled to master_pid has a verdict.
+def killed_workers(lines, master_pid):
+    """Pids of workers the master reaped after a signal (and respawned, unless quitting)."""
+    killed = []
+    for line in lines:
+        level, pid = parse_log_line(line)
+        match = _KILLED_WORKER.search(line)
+        if match and pid == int(master_pid):
+            killed.append(int(match.group("pid")))
+    return killed
+
+
+def load_failures(lines, master_pid):
+    """The master's entries at error level or above, other than reaped workers: why a
+    configuration failed. The master serves no request, so what it logs at error during a
+    reload comes from loading; an init_by_lua error is logged at [error] only."""
+    return [entry for entry in serious_entries(lines, master_pid, SERIOUS_LEVELS + ("error",))
+            if not _KILLED_WORKER.search(entry)]
+
+
+def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout, signalled_at=None,
+                    clock=time.time, sleep=time.sleep, interval=0.01, grace=5.0, settle=1.0):
+    """Wait until the reload signalled to master_pid at signalled_at has a verdict.
 
     list_processes() returns the current nginx processes; new_log_lines() the error log
-    lines written since the reload began. Returns dict(outcome, new_worker_pids,
-    old_workers_active, old_workers_draining, error_log_lines) where outcome is:
+    lines written since the reload began; signalled_at is when the signal was sent, on the
+    clock of the processes' start_time (nginx_runtime.process_clock()). Returns
+    dict(outcome, new_worker_pids, old_workers_active, old_workers_draining,
+    error_log_lines) where outcome is:
 
-    - "reloaded": new workers run and no old worker is still serving (old ones may still be
-      draining their connections when the timeout ends: old_workers_draining lists them);
-    - "rejected": the master logged an emerg/alert/crit line and started no new worker
-      for `grace` seconds after it (nginx keeps the old generation serving);
-    - "timeout": no complete new generation within timeout seconds;
+    - "reloaded": a new generation serves. Workers started after the signal count as new,
+      less one for each old worker the master logged as killed (its respawn runs the
+      configuration the master holds, which is the old one after a rejected load). Old
+      workers still running are listed in old_workers_draining: they were told to quit
+      and finish their connections (or spin in Lua code that never yields). The verdict
+      comes at once when no old worker still looks active, else `settle` seconds after the
+      new generation appeared (nginx forks all new workers before it signals the old);
+    - "rejected": the master logged why the configuration failed (load_failures()) and no
+      new generation came for `grace` seconds after it: nginx serves with the old workers;
+    - "timeout": no new generation within timeout seconds;
     - "master_exited": the master is gone.
-
-    nginx signals the old workers to quit only after all new ones are forked, so "every old
-    worker gone or draining" also means the new generation is complete.
     """
     start = clock()
     rejected_since = None
+    generation_since = None
     while True:
-        state = observe(master_pid, old_pids, list_processes())
+        state = observe(master_pid, old_pids, list_processes(), signalled_at)
         lines = new_log_lines()
         now = clock()
+        respawns = len([pid for pid in killed_workers(lines, master_pid) if pid in set(old_pids)])
+        generation = len(state["new"]) - respawns
         outcome = None
         if not state["master_alive"]:
             outcome = "master_exited"
-        elif state["new"] and not state["old_active"]:
-            if not state["old_draining"] or now - start >= timeout:
+        elif generation > 0:
+            if generation_since is None:
+                generation_since = now
+            if not state["old_active"] or now - generation_since >= min(settle, timeout):
                 outcome = "reloaded"
-        elif not state["new"] and serious_entries(lines, master_pid):
+        elif load_failures(lines, master_pid):
             # Config load failures are logged before any worker would be forked; the grace
             # period covers a slow fork (a loaded host, many workers) after an alert from
             # the master that did not stop the load.
@@ -229,11 +276,12 @@ def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout
         if outcome is None and now - start >= timeout:
             outcome = "timeout"
         if outcome:
+            reloaded = outcome == "reloaded"
             return {
                 "outcome": outcome,
-                "new_worker_pids": state["new"],
-                "old_workers_active": state["old_active"],
-                "old_workers_draining": state["old_draining"],
+                "new_worker_pids": state["new"] if generation > 0 else [],
+                "old_workers_active": [] if reloaded else state["old_active"],
+                "old_workers_draining": sorted(state["old_draining"] + (state["old_active"] if reloaded else [])),
                 "error_log_lines": lines,
             }
         sleep(interval)

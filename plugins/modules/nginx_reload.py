@@ -9,19 +9,33 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 ---
 module: nginx_reload
-short_description: Reload nginx or OpenResty and prove that a new worker generation serves
+short_description: Reload or restart nginx or OpenResty and prove that a new worker generation serves
 description:
-  - Tests the configuration with C(nginx -t) and fails with nginx's own message when it is
-    invalid, changing nothing.
+  - Tests the configuration with C(nginx -t) once and fails with nginx's own message when it
+    is invalid, changing nothing.
+  - Finds the service's master by the pid file (or systemd's C(MainPID)) and accepts it only
+    when its title is that of an nginx master, it is owned by root and, under systemd, in the
+    unit's own cgroup. A process the worker user renamed, behind a stale pid file, is never
+    signalled. A root master outside the unit (started by hand) is reported, not signalled.
   - Starts the service when it is not running.
-  - Otherwise records the master and worker pids, reloads the service (C(systemctl reload),
-    or C(SIGHUP) to the master when systemd does not manage it) and waits until a new
-    generation of workers runs and every old worker has exited or is draining its
-    connections.
+  - Otherwise records the master's workers, sends C(SIGHUP) to the verified master directly
+    (through a pidfd, so the pid cannot be reused in between; C(systemctl reload) would run
+    C(nginx -s reload), which parses the whole configuration a second time) and waits for a
+    new generation of workers. Success is a new generation serving; old workers still
+    finishing their connections, or stuck in Lua code that never yields, are told to quit by
+    nginx and reported in RV(old_workers_draining).
+  - With O(restart=true) (a changed systemd drop-in) it runs C(systemctl daemon-reload) and
+    C(systemctl restart) after the test, and proves that a new master runs with workers. A
+    configuration that passes C(-t) and fails at start (a Lua error in C(init_by_lua*), as
+    C(nginx -t) does not create a Lua VM) fails with nginx's words; the caller restores the
+    previous files and starts again (the server role's handler does).
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
     C(lua_package_path) or a missing Lua module passes the test; on reload the master
     fails to load the new configuration, logs an C([emerg]) or C([alert]) line and keeps
-    the old workers serving. The module fails with those error log lines.
+    the old workers serving (an C(init_by_lua) error is logged at C([error]) only). The
+    module fails with those error log lines, also when an old
+    worker was killed meanwhile and respawned (the master logs C(exited on signal); its
+    replacement runs the old configuration and is not counted as a new generation).
   - A rejected reload fails with C(changed=false) because the server still runs as before.
   - Reloading is what flushes C(lua_code_cache), so every run that is not in check mode
     reloads (or starts) and reports C(changed).
@@ -60,15 +74,34 @@ options:
   timeout:
     description:
       - Seconds to wait for the new generation of workers (or for the started service).
-      - Old workers still draining connections when it ends are reported in
+      - Old workers still running when the new generation serves are reported in
         RV(old_workers_draining); that is not a failure.
     type: int
     default: 30
+  ports:
+    description:
+      - TCP ports whose listening sockets must belong to the proven master (its workers
+        inherit them). Checked after the new generation is proven; a port on which nothing
+        listens, or on which a socket the master does not hold listens (a process of the
+        worker user bound it), fails the module. Use the ports a release proof or health
+        check asks next, so that only the service's own workers can answer it.
+    type: list
+    elements: int
+    default: []
+  restart:
+    description:
+      - Restart the service through systemd instead of reloading it, after C(systemctl
+        daemon-reload). Needed when the unit or a drop-in changed. Needs systemd.
+    type: bool
+    default: false
 attributes:
   check_mode:
     description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
-    details: Runs C(nginx -t) only and reports the action it would take.
+    details: >-
+      Runs nothing that writes (not even C(nginx -t), which creates log files, temp
+      directories and a pid file); reports the master, its workers and the action it
+      would take.
   diff_mode:
     description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
@@ -94,6 +127,10 @@ EXAMPLES = r"""
     error_log: /var/log/openresty/error.log
     timeout: 60
 
+- name: Restart after the systemd drop-in changed, tested first and proven
+  hardened.openresty.nginx_reload:
+    restart: true
+
 - name: Handler that any task can notify
   listen: hardened_openresty_reload
   hardened.openresty.nginx_reload:
@@ -102,7 +139,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 action:
-  description: C(reloaded) or C(started) (in check mode, the action it would take).
+  description: C(reloaded), C(restarted) or C(started) (in check mode, the action it would take).
   returned: always
   type: str
   sample: reloaded
@@ -124,13 +161,15 @@ new_worker_pids:
   elements: int
   sample: [4790, 4791]
 old_workers_draining:
-  description: Old workers still shutting down gracefully when the timeout ended.
+  description: >-
+    Old workers still running when the new generation was proven. nginx has told them to
+    quit; they finish their connections (or are stuck in Lua code that never yields).
   returned: always
   type: list
   elements: int
   sample: []
 elapsed:
-  description: Seconds from the reload (or start) until the new generation was proven.
+  description: Seconds from the start of the module until the new generation was proven.
   returned: always
   type: float
   sample: 0.31
@@ -155,6 +194,14 @@ service:
   returned: always
   type: str
   sample: nginx
+outcome:
+  description: >-
+    How it ended: C(reloaded), C(restarted) or C(started) (proven); C(rejected) (nginx kept
+    the old configuration and workers), C(timeout), C(master_exited), C(start_failed) (nginx
+    is not running); null when it stopped before (check mode, a failed C(nginx -t)).
+  returned: always
+  type: str
+  sample: reloaded
 nginx_test_output:
   description: What C(nginx -t) printed.
   returned: always
@@ -169,14 +216,20 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
+    foreign_listeners,
     list_processes,
     parse_version_output,
+    process_clock,
     read_pid_file,
     read_process,
+    unit_name,
     workers_of,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import (
     find_master,
+    is_service_master,
+    killed_workers,
+    load_failures,
     log_size,
     main_error_log,
     read_new_lines,
@@ -185,6 +238,30 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service i
     wait_for_reload,
     wait_for_start,
 )
+
+# A pidfd pins the process: once it is open, the pid cannot name another process.
+_pidfd_open = getattr(os, "pidfd_open", None)
+
+
+def _hup(pid, still_master):
+    """Send SIGHUP to pid after still_master() confirmed, with the process pinned, that it is
+    the master that was identified. Raises LookupError when it no longer is."""
+    send = getattr(signal, "pidfd_send_signal", None)
+    if _pidfd_open is None or send is None:
+        if not still_master():
+            raise LookupError(pid)
+        os.kill(pid, signal.SIGHUP)
+        return
+    try:
+        fd = _pidfd_open(pid)
+    except OSError:
+        raise LookupError(pid)
+    try:
+        if not still_master():
+            raise LookupError(pid)
+        send(fd, signal.SIGHUP)
+    finally:
+        os.close(fd)
 
 
 def _systemctl(module):
@@ -229,11 +306,28 @@ def _journal_reader(module, service):
 
 
 def _failure_lines(lines, master):
-    entries = serious_entries(lines, master) or serious_entries(lines) or lines
+    entries = load_failures(lines, master) or serious_entries(lines) or lines
     return " | ".join(entries[-5:])
 
 
+def _start_failure(lines, err_out):
+    """nginx's words for a failed start: its error log and journal lines, else systemctl's."""
+    words = [line for line in lines if "[emerg]" in line or "[alert]" in line or "[crit]" in line
+             or "[error]" in line or "nginx: " in line]
+    return " | ".join((words or lines)[-5:]) or err_out.strip()
+
+
+def _exit_proven(module, master, result, **kwargs):
+    """Exit with success once the ports asked for are the master's own, else fail."""
+    problems = foreign_listeners(master, module.params["ports"]) if module.params["ports"] else {}
+    if problems:
+        module.fail_json(msg="the new generation runs, but not every port is the service's own: %s"
+                         % "; ".join("port %d: %s" % item for item in sorted(problems.items())), **result)
+    module.exit_json(**dict(result, **kwargs))
+
+
 def main():
+    began = time.time()
     module = AnsibleModule(
         argument_spec=dict(
             binary=dict(type="path"),
@@ -242,20 +336,26 @@ def main():
             pid_file=dict(type="path"),
             error_log=dict(type="path"),
             timeout=dict(type="int", default=30),
+            restart=dict(type="bool", default=False),
+            ports=dict(type="list", elements="int", default=[]),
         ),
         supports_check_mode=True,
     )
     params = module.params
     binary = params["binary"] or module.get_bin_path("openresty") or module.get_bin_path("nginx", required=True)
-    rc, out, err = module.run_command([binary, "-V"])
-    if rc != 0:
-        module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()))
-    facts = parse_version_output(err + out)
-    defaults = resolve_paths(facts)
-    config = params["config"] or defaults["conf_path"]
-    pid_file = params["pid_file"] or defaults["pid_path"]
-    error_log = params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"]
-    service = params["service"] or ("openresty" if facts["openresty"] else "nginx")
+    if all(params[key] for key in ("config", "pid_file", "error_log", "service")):
+        # Every default `nginx -V` would give is set (the roles set them all): skip it.
+        config, pid_file, error_log, service = (params[key] for key in ("config", "pid_file", "error_log", "service"))
+    else:
+        rc, out, err = module.run_command([binary, "-V"])
+        if rc != 0:
+            module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()))
+        facts = parse_version_output(err + out)
+        defaults = resolve_paths(facts)
+        config = params["config"] or defaults["conf_path"]
+        pid_file = params["pid_file"] or defaults["pid_path"]
+        error_log = params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"]
+        service = params["service"] or ("openresty" if facts["openresty"] else "nginx")
     result = dict(
         changed=False,
         binary=binary,
@@ -267,67 +367,90 @@ def main():
         old_workers_draining=[],
         elapsed=0.0,
         error_log_lines=[],
+        nginx_test_output="",
+        outcome=None,
     )
+
+    systemctl = _systemctl(module)
+    # Under systemd the master must sit in the unit's cgroup: only the service's processes do.
+    unit = service if systemctl else None
+    if params["restart"] and not systemctl:
+        module.fail_json(msg="restart=true needs systemd (PID 1) to restart %s" % service, **result)
+
+    def current_master():
+        # The pid file is what nginx itself wrote; MainPID only when it names nothing usable.
+        return (find_master([read_pid_file(pid_file)], read_process, unit)
+                or find_master([_systemd_main_pid(module, systemctl, service)], read_process, unit))
+
+    master = current_master()
+    if master is None and unit:
+        stray = find_master([read_pid_file(pid_file)], read_process, None)
+        if stray is not None:
+            module.fail_json(msg="the nginx master %d named by %s runs outside %s: it is not the service's, "
+                                 "and it is neither signalled nor started beside; stop it or run it through systemd"
+                                 % (stray, pid_file, unit_name(service)), **result)
+    result["action"] = ("restarted" if params["restart"] else "reloaded") if master else "started"
+    result["master_pid"] = master
+    if master:
+        result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
+    if module.check_mode:
+        # nginx -t writes (log files, temp dirs, a pid file): check mode only reports.
+        result["changed"] = True
+        plan = {"reloaded": "send SIGHUP to master %s" % master,
+                "restarted": "restart %s (master %s)" % (unit_name(service), master),
+                "started": "start %s" % service}[result["action"]]
+        module.exit_json(msg="check mode: would test %s with %s -t, then %s and prove a new worker generation"
+                         % (config, binary, plan), **result)
 
     rc, out, err = module.run_command([binary, "-t", "-c", config])
     result["nginx_test_output"] = (err + out).strip()
     if rc != 0:
         module.fail_json(msg="nginx -t failed, nothing was reloaded: %s" % result["nginx_test_output"], **result)
 
-    systemctl = _systemctl(module)
-
-    def current_master():
-        return find_master([_systemd_main_pid(module, systemctl, service), read_pid_file(pid_file)], read_process)
-
-    main_pid = _systemd_main_pid(module, systemctl, service)
-    master = find_master([main_pid, read_pid_file(pid_file)], read_process)
-    # A master that systemd does not track (started by hand) is reloaded with a signal:
-    # `systemctl reload` would refuse an inactive unit.
-    managed = master is not None and main_pid == master
-    result["action"] = "reloaded" if master else "started"
-    result["master_pid"] = master
-    if master:
-        result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
-    if module.check_mode:
-        result["changed"] = True
-        module.exit_json(**result)
-
     offset = log_size(error_log)
-    journal = _journal_reader(module, service) if systemctl else None
+
+    if not master or params["restart"]:
+        # A unit that fails to start logs to the journal before its error log is open.
+        journal = _journal_reader(module, service) if systemctl else None
+        if not master:
+            argv = [systemctl, "start", service] if systemctl else [binary, "-c", config]
+            rc, out, err = module.run_command(argv)
+        else:
+            rc, out, err = module.run_command([systemctl, "daemon-reload"])
+            if rc == 0:
+                rc, out, err = module.run_command([systemctl, "restart", service])
+        if rc != 0:
+            result["changed"] = master is not None
+            result["master_pid"] = None
+            result["outcome"] = "start_failed"
+            result["error_log_lines"] = read_new_lines(error_log, offset) + (journal() if journal else [])
+            reason = _start_failure(result["error_log_lines"], err or out)
+            module.fail_json(msg="%s %s failed: %s" % ("restarting" if master else "starting", service, reason),
+                             **result)
+        new_master, workers = wait_for_start(current_master, list_processes, params["timeout"])
+        result.update(changed=True, master_pid=new_master, new_worker_pids=workers, outcome=result["action"],
+                      elapsed=round(time.time() - began, 3), error_log_lines=read_new_lines(error_log, offset))
+        if not workers or (master and new_master == master):
+            module.fail_json(msg="%s was %s but no new nginx master with workers was running after %ss"
+                             % (service, result["action"], params["timeout"]), **result)
+        _exit_proven(module, new_master, result)
+
+    # Only a configuration without a file error log needs the journal (stderr goes there).
+    journal = _journal_reader(module, service) if systemctl and not error_log else None
 
     def new_lines():
         if error_log or not journal:
             return read_new_lines(error_log, offset)
         return journal()
 
-    began = time.time()
-    if not master:
-        if systemctl:
-            rc, out, err = module.run_command([systemctl, "start", service])
-        else:
-            rc, out, err = module.run_command([binary, "-c", config])
-        if rc != 0:
-            # A unit that fails to start logs to the journal before its error log is open.
-            result["error_log_lines"] = read_new_lines(error_log, offset) + (journal() if journal else [])
-            reason = _failure_lines(result["error_log_lines"], None) or (err or out).strip()
-            module.fail_json(msg="starting %s failed: %s" % (service, reason), **result)
-        master, workers = wait_for_start(current_master, list_processes, params["timeout"])
-        result.update(changed=True, master_pid=master, new_worker_pids=workers,
-                      elapsed=round(time.time() - began, 3), error_log_lines=new_lines())
-        if not workers:
-            module.fail_json(msg="%s was started but no nginx worker was running after %ss"
-                             % (service, params["timeout"]), **result)
-        module.exit_json(**result)
-
     old = result["old_worker_pids"]
-    if managed:
-        rc, out, err = module.run_command([systemctl, "reload", service])
-        if rc != 0:
-            result["error_log_lines"] = new_lines()
-            module.fail_json(msg="systemctl reload %s failed: %s" % (service, (err or out).strip()), **result)
-    else:
-        os.kill(master, signal.SIGHUP)
-    verdict = wait_for_reload(master, old, list_processes, new_lines, params["timeout"])
+    signalled_at = process_clock()
+    try:
+        _hup(master, lambda: is_service_master(read_process(master), unit))
+    except LookupError:
+        module.fail_json(msg="the nginx master %d exited before it could be signalled; nothing was reloaded"
+                         % master, **result)
+    verdict = wait_for_reload(master, old, list_processes, new_lines, params["timeout"], signalled_at)
     result.update(
         changed=True,
         elapsed=round(time.time() - began, 3),
@@ -335,19 +458,24 @@ def main():
         old_workers_draining=verdict["old_workers_draining"],
         error_log_lines=verdict["error_log_lines"],
     )
-    outcome = verdict["outcome"]
+    outcome = result["outcome"] = verdict["outcome"]
     if outcome == "reloaded":
-        module.exit_json(**result)
+        draining = len(verdict["old_workers_draining"])
+        _exit_proven(module, master, result, msg="new generation serving (workers %s), %d old worker%s draining"
+                     % (verdict["new_worker_pids"], draining, "" if draining == 1 else "s"))
     if outcome == "rejected":
         # The master kept the old configuration and workers: nothing changed.
         result["changed"] = False
-        msg = ("nginx rejected the reload and keeps serving with the old workers %s: %s"
-               % (verdict["old_workers_active"], _failure_lines(result["error_log_lines"], master)))
+        respawned = killed_workers(result["error_log_lines"], master)
+        msg = ("nginx rejected the reload and keeps serving with the old configuration (old workers %s%s): %s"
+               % (verdict["old_workers_active"],
+                  "; killed and respawned with it: %s" % respawned if respawned else "",
+                  _failure_lines(result["error_log_lines"], master)))
     elif outcome == "master_exited":
         msg = "the nginx master %d exited during the reload" % master
     else:
-        msg = ("no complete new worker generation within %ss (new workers %s, old workers still serving %s)"
-               % (params["timeout"], verdict["new_worker_pids"], verdict["old_workers_active"]))
+        msg = ("no new worker generation within %ss (old workers still serving %s)"
+               % (params["timeout"], verdict["old_workers_active"]))
         if result["error_log_lines"]:
             msg += ": " + _failure_lines(result["error_log_lines"], master)
     module.fail_json(msg=msg, **result)

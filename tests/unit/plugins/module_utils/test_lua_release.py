@@ -321,7 +321,7 @@ def test_prune_check_mode_and_minimum(root):
         lr.prune(str(root), 1)
 
 
-# --- concurrent deploys (item 7 of issue 12) ----------------------------------------------
+# --- concurrent deploys ----------------------------------------------
 
 def _in_child(fn):
     """Run fn() in a forked process; return its pid. The child's exit code says ok (0)."""

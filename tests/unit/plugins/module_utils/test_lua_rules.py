@@ -355,7 +355,7 @@ def test_symlinked_module_pointing_at_a_writable_file(host, tmp_path):
 
 
 def test_every_hop_of_a_symlinked_module_is_checked(host):
-    """Item 2 of issue 12: a link whose second hop lives where the worker can re-point it."""
+    """a link whose second hop lives where the worker can re-point it."""
     swappable = host / "www"
     swappable.mkdir()
     os.chmod(str(swappable), 0o777)

@@ -24,8 +24,15 @@ ALERT = ("2024/05/01 12:00:00 [alert] 100#100: failed to load the 'resty.core' m
 CONTINUATION = "\tno file '/nonexistent/resty/core.lua') in /etc/nginx/nginx.conf:62"
 
 
-def proc(pid, ppid, title):
-    return {"pid": pid, "ppid": ppid, "uid": 0, "title": title, "start_time": 0.0}
+# The reload is signalled at SIGNALLED (the fake clock's start); workers 11-19 are the old
+# generation (started long before), workers from 20 on were forked after the signal.
+SIGNALLED = 1000.0
+
+
+def proc(pid, ppid, title, start_time=None):
+    if start_time is None:
+        start_time = SIGNALLED + 0.05 if pid >= 20 and pid != MASTER else 0.0
+    return {"pid": pid, "ppid": ppid, "uid": 0, "title": title, "start_time": start_time}
 
 
 def master():
@@ -149,13 +156,34 @@ def test_serious_entries_keep_continuation_lines_and_filter_by_pid():
 
 # --- processes ---------------------------------------------------------------------------
 
-def write_proc(root, pid, ppid, title):
+def write_proc(root, pid, ppid, title, uid=0, cgroup="0::/system.slice/nginx.service\n"):
     base = root / str(pid)
     base.mkdir()
     fields = ["S", str(ppid)] + ["0"] * 17 + ["250"]
     (base / "stat").write_text("%d (nginx) %s\n" % (pid, " ".join(fields)))
-    (base / "status").write_text("Name:\tnginx\nUid:\t0\t0\t0\t0\n")
+    (base / "status").write_text("Name:\tnginx\nUid:\t{0}\t{0}\t{0}\t{0}\n".format(uid))
+    (base / "cgroup").write_text(cgroup)
     (base / "cmdline").write_text(title.replace(" ", "\x00") + "\x00")
+
+
+def test_a_worker_user_process_titled_master_behind_a_stale_pid_file_is_not_accepted(tmp_path):
+    # A www-data process renamed itself "nginx: master process" and the stale pid file
+    # names its pid; it even sits in the service's cgroup (a worker's child does).
+    (tmp_path / "stat").write_text("cpu 0\nbtime 1700000000\n")
+    write_proc(tmp_path, 300, 1, "nginx: master process /usr/sbin/nginx", uid=33)
+    write_proc(tmp_path, 400, 1, "nginx: master process /usr/sbin/nginx", cgroup="0::/user.slice/session-1.scope\n")
+    write_proc(tmp_path, MASTER, 1, "nginx: master process /usr/sbin/nginx")
+    (tmp_path / "nginx.pid").write_text("300\n")
+
+    def read(pid):
+        return nginx_runtime.read_process(pid, str(tmp_path), clock_ticks=100)
+
+    pid_file = nginx_runtime.read_pid_file(str(tmp_path / "nginx.pid"))
+    assert find_master([pid_file], read, unit="nginx") is None
+    assert find_master([pid_file], read) is None, "the owner alone already refuses it"
+    assert find_master([400], read, unit="nginx") is None, "a root master outside the unit is not the service's"
+    assert find_master([400], read) == 400, "without systemd there is no unit to check"
+    assert find_master([pid_file, MASTER], read, unit="nginx.service") == MASTER
 
 
 def test_find_master_skips_a_stale_pid_that_belongs_to_another_process(tmp_path):
@@ -182,11 +210,12 @@ def test_observe_separates_new_old_and_draining_workers():
 def run_wait(processes, lines=None, timeout=5):
     clock = Clock()
     log = lines if callable(lines) else (lambda: lines or [])
-    verdict = wait_for_reload(MASTER, [11, 12], processes, log, timeout, clock=clock.time, sleep=clock.sleep)
+    verdict = wait_for_reload(MASTER, [11, 12], processes, log, timeout, signalled_at=SIGNALLED,
+                              clock=clock.time, sleep=clock.sleep)
     return verdict, clock.now - 1000.0
 
 
-def test_reload_succeeds_once_new_workers_run_and_old_ones_exited():
+def test_reload_succeeds_once_the_new_generation_runs_and_the_old_one_was_told_to_quit():
     verdict, waited = run_wait(scripted(
         [master(), worker(11), worker(12)],
         [master(), worker(11), worker(12), worker(21), worker(22)],
@@ -195,21 +224,29 @@ def test_reload_succeeds_once_new_workers_run_and_old_ones_exited():
     ))
     assert verdict["outcome"] == "reloaded"
     assert verdict["new_worker_pids"] == [21, 22]
-    assert verdict["old_workers_draining"] == []
+    assert verdict["old_workers_draining"] == [11], "success does not wait for old workers to exit"
     assert waited < 1
 
 
-def test_reload_with_a_worker_still_draining_at_the_timeout_succeeds_and_reports_it():
+def test_reload_with_old_workers_gone_reports_nothing_draining():
+    verdict, dummy = run_wait(scripted([master(), worker(21), worker(22)]))
+    assert verdict["outcome"] == "reloaded"
+    assert verdict["old_workers_draining"] == []
+
+
+def test_reload_with_a_worker_still_draining_succeeds_at_once_and_reports_it():
     verdict, waited = run_wait(scripted([master(), worker(11, True), worker(21), worker(22)]), timeout=3)
     assert verdict["outcome"] == "reloaded"
     assert verdict["old_workers_draining"] == [11]
-    assert waited >= 3
+    assert waited < 1
 
 
-def test_old_workers_still_serving_at_the_timeout_is_a_failure():
-    verdict, dummy = run_wait(scripted([master(), worker(11), worker(12), worker(21)]), timeout=3)
+def test_no_new_generation_at_the_timeout_is_a_failure():
+    verdict, waited = run_wait(scripted([master(), worker(11), worker(12)]), timeout=3)
     assert verdict["outcome"] == "timeout"
     assert verdict["old_workers_active"] == [11, 12]
+    assert verdict["new_worker_pids"] == []
+    assert waited >= 3
 
 
 def test_rejected_reload_is_detected_from_the_masters_alert():
@@ -252,6 +289,85 @@ def test_alert_followed_by_a_new_generation_is_a_success():
     assert verdict["outcome"] == "reloaded"
 
 
+EMERG = ('2024/05/01 12:00:00 [emerg] 100#100: unknown directive "bogus" in /etc/nginx/conf.d/x.conf:1')
+
+
+def killed(pid):
+    return "2024/05/01 12:00:00 [alert] 100#100: worker process %d exited on signal 9" % pid
+
+
+def test_rejected_reload_whose_killed_workers_respawn_reads_as_rejected():
+    # The master refused the new configuration; meanwhile both old workers were killed (the
+    # worker user can kill them) and the master respawned them with the OLD configuration.
+    # The respawns are new pids started after the signal, yet no new generation exists.
+    verdict, waited = run_wait(scripted(
+        [master(), worker(11), worker(12)],
+        [master(), worker(21), worker(22)],
+    ), [EMERG, killed(11), killed(12)], timeout=30)
+    assert verdict["outcome"] == "rejected"
+    assert verdict["new_worker_pids"] == []
+    assert waited < 10
+
+
+def test_rejected_reload_with_one_respawn_is_rejected_not_a_timeout():
+    verdict, dummy = run_wait(scripted(
+        [master(), worker(11), worker(12)],
+        [master(), worker(12), worker(21)],
+    ), [EMERG, killed(11)], timeout=30)
+    assert verdict["outcome"] == "rejected"
+    assert verdict["old_workers_active"] == [12]
+
+
+def test_a_worker_respawned_before_the_signal_is_not_a_new_generation():
+    # 13 replaced a crashed worker between the listing of the old workers and the signal.
+    respawned_before = proc(13, MASTER, "nginx: worker process", start_time=SIGNALLED - 0.2)
+    verdict, dummy = run_wait(scripted([master(), worker(12), respawned_before]), [EMERG], timeout=30)
+    assert verdict["outcome"] == "rejected"
+
+
+def test_a_respawn_during_an_accepted_reload_still_counts_the_new_generation():
+    verdict, dummy = run_wait(scripted(
+        [master(), worker(11), worker(12)],
+        [master(), worker(21), worker(22), worker(23)],
+    ), [killed(11)], timeout=30)
+    assert verdict["outcome"] == "reloaded"
+
+
+def test_accepted_reload_with_an_old_worker_stuck_in_lua_is_a_success_that_says_so():
+    # Worker 11 spins in a Lua loop: it never reads the QUIT the master sent, so its title
+    # stays "worker process". The new generation serves: that is the success.
+    verdict, waited = run_wait(scripted(
+        [master(), worker(11), worker(12)],
+        [master(), worker(11), worker(12, True), worker(21), worker(22)],
+        [master(), worker(11), worker(21), worker(22)],
+    ), timeout=30)
+    assert verdict["outcome"] == "reloaded"
+    assert verdict["new_worker_pids"] == [21, 22]
+    assert verdict["old_workers_draining"] == [11]
+    assert waited < 5, "a stuck old worker must not hold the verdict until the timeout"
+
+
+INIT_ERROR = [
+    # What Debian 12's nginx 1.22.1 + lua-nginx-module 0.10.23 log on a HUP whose new
+    # configuration has an init_by_lua error: [error] only, from the master.
+    "2026/12/01 06:15:23 [error] 100#100: init_by_lua error: init_by_lua(conf.d/initerr.conf:1):1: boom",
+    "stack traceback:",
+    "\t[C]: in function 'error'",
+]
+
+
+def test_an_init_by_lua_error_from_the_master_is_a_rejection_not_a_timeout():
+    verdict, waited = run_wait(scripted([master(), worker(11), worker(12)]), INIT_ERROR, timeout=30)
+    assert verdict["outcome"] == "rejected"
+    assert waited < 10
+
+
+def test_a_workers_error_line_alone_is_not_a_rejection():
+    noise = ["2024/05/01 12:00:00 [error] 11#11: *1 open() \"/x\" failed (2: No such file or directory)"]
+    verdict, dummy = run_wait(scripted([master(), worker(11), worker(12)]), noise, timeout=3)
+    assert verdict["outcome"] == "timeout"
+
+
 def test_master_exit_is_reported():
     verdict, dummy = run_wait(scripted([worker(11)]))
     assert verdict["outcome"] == "master_exited"
@@ -272,3 +388,33 @@ def test_wait_for_start_gives_up_after_the_timeout():
     found = wait_for_start(lambda: MASTER, scripted([master()]), 2, clock=clock.time, sleep=clock.sleep)
     assert found == (MASTER, [])
     assert clock.now - 1000.0 >= 2
+
+
+# --- who holds the listening sockets ---------------------------------------------------------
+
+TCP_HEADER = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+
+
+def tcp_line(slot, address, port, inode, state="0A"):
+    return ("%4d: %s:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000     0        0 %d 1 "
+            "0000000000000000 100 0 0 10 0\n" % (slot, address, port, state, inode))
+
+
+def test_a_port_answered_by_a_socket_the_master_does_not_hold_is_named(tmp_path):
+    # nginx's master holds the listener of 8081; the worker user bound 8080 itself (nginx
+    # was not listening there) and would answer the release proof and the health check.
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(TCP_HEADER + tcp_line(0, "0100007F", 8081, 111)
+                                          + tcp_line(1, "0100007F", 8080, 222)
+                                          + tcp_line(2, "0100007F", 8080, 333, state="01"))
+    (tmp_path / "net" / "tcp6").write_text(TCP_HEADER)
+    for pid, inode in ((MASTER, 111), (300, 222)):
+        fds = tmp_path / str(pid) / "fd"
+        fds.mkdir(parents=True)
+        os.symlink("socket:[%d]" % inode, str(fds / "6"))
+        os.symlink("/dev/null", str(fds / "0"))
+    assert nginx_runtime.foreign_listeners(MASTER, [8081], str(tmp_path)) == {}
+    assert nginx_runtime.foreign_listeners(MASTER, [8080, 8081, 9000], str(tmp_path)) == {
+        8080: "listened on by a socket the master does not hold",
+        9000: "nothing listens there",
+    }

@@ -214,7 +214,7 @@ def test_every_legacy_protocol_is_refused_by_name():
     ("server_lua_module_roots", "/var/log/nginx/lua", "/var/log/nginx"),
 ])
 def test_search_paths_the_service_can_write_are_refused_by_name(name, root, writable):
-    """Item 8 of issue 12: a library root the service writes is refused before any change."""
+    """a library root the service writes is refused before any change."""
     values = dict(GOOD, **{name: [root], "server_writable_paths": ["/var/log/nginx", "/var/lib/nginx"]})
     errors = server_input_errors(values)
     assert any(e.startswith("%s[0]: %r is writable by the nginx service" % (name, root)) and writable in e

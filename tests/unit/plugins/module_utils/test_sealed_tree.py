@@ -68,7 +68,7 @@ def test_links_inside_the_tree_are_kept_and_never_followed(tree):
 
 
 def test_links_that_leave_the_tree_are_removed_whatever_the_hop(tree, tmp_path):
-    """Item 2 of issue 12: a link out of the tree, directly or through a later hop."""
+    """a link out of the tree, directly or through a later hop."""
     outside = tmp_path / "outside.lua"
     outside.write_text("return {}")
     os.chmod(str(outside), 0o666)
@@ -142,7 +142,7 @@ def _identity(path):
 
 
 def test_a_racing_worker_never_changes_a_file_outside_the_tree():
-    """Item 1 of issue 12: the worker swaps its files for links to a root-only file while
+    """the worker swaps its files for links to a root-only file while
     the drifted tree is repaired; the root-only file keeps its owner and mode."""
     base = shared_dir("seal-race-")
     try:
@@ -210,7 +210,7 @@ def test_a_racing_worker_never_changes_a_file_outside_the_tree():
 
 
 def test_a_write_handle_opened_before_the_repair_cannot_write_the_sealed_file():
-    """Item 2 of issue 12: a file the worker could write is replaced, not chmodded."""
+    """a file the worker could write is replaced, not chmodded."""
     base = shared_dir("seal-handle-")
     try:
         root = os.path.join(base, "root")
@@ -243,7 +243,7 @@ def test_a_write_handle_opened_before_the_repair_cannot_write_the_sealed_file():
 
 
 def test_ancestors_of_a_missing_root_behind_a_symlinked_parent(tmp_path):
-    """Item 9 of issue 12: the resolved nearest existing ancestor, and every hop, count."""
+    """the resolved nearest existing ancestor, and every hop, count."""
     worker_dir = tmp_path / "www"
     (worker_dir / "sub").mkdir(parents=True)
     os.chown(str(worker_dir), 33, 33)

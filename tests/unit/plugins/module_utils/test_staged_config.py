@@ -269,7 +269,7 @@ def test_only_whole_path_components_are_rewritten(live, tmp_path):
     assert read(os.path.join(root, "conf.d", "paths.conf")) == "a %s/x;\nb %s2/y;\nc \"%s\";\n" % (root, live, root)
 
 
-# --- nothing live is read during the staged test (issue 12 item 4) ----------------------
+# --- nothing live is read during the staged test ----------------------
 
 def opened_files(tmp_path, monkeypatch):
     log = tmp_path / "opened.log"
@@ -507,7 +507,7 @@ def test_a_second_run_waits_for_the_lock_then_fails_clearly(tmp_path):
         pass
 
 
-# --- code that runs during nginx -t (issue 14 part 3) ------------------------------------
+# --- code that runs during nginx -t ------------------------------------
 
 def gate(live, tmp_path, own=(), prefix="/usr/share/nginx", module_dir=None):
     workdir = tmp_path / "gate"

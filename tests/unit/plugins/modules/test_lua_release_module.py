@@ -110,7 +110,7 @@ def test_bad_release_id_is_refused(run_module, env):
 
 
 def test_a_second_deploy_fails_clearly_while_another_holds_the_lock(env, run_module, tmp_path):
-    """Item 7 of issue 12: deploys of one root are serialised; the waiter gives up, named."""
+    """deploys of one root are serialised; the waiter gives up, named."""
     import time
     from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import deploy_lock
     held, done = tmp_path / "held", tmp_path / "done"

@@ -188,7 +188,7 @@ def test_lua_policy_threshold_and_overrides(setup, run_module):
     assert bad["failed"] and bad["msg"].startswith("lua_policy:")
 
 
-# --- issue 14 part 3: an untrusted snippet cannot run code during the test ----------------
+# --- an untrusted snippet cannot run code during the test ----------------
 
 MARKER_SO = r"""
 #include <fcntl.h>
@@ -256,7 +256,7 @@ def test_the_same_module_in_a_file_this_task_manages_is_tested(setup, run_module
     assert marker.exists(), "the control: the stand-in loads modules as nginx -t does"
 
 
-# --- issue 12 item 6: a failed restore does not claim success ------------------------------
+# --- a failed restore does not claim success ------------------------------
 
 def test_a_restore_that_fails_says_which_file_is_in_which_state_and_keeps_the_backup(
         setup, run_module, monkeypatch):
@@ -279,7 +279,7 @@ def test_a_restore_that_fails_says_which_file_is_in_which_state_and_keeps_the_ba
     assert read(os.path.join(result["backup_dir"], "files", "lua.conf")) == "lua_socket_read_timeout 2s;\n"
 
 
-# --- issue 12 item 13: an install killed half way is rolled back by the next run ---------------
+# --- an install killed half way is rolled back by the next run ---------------
 
 KILLED_INSTALL = r"""
 import os, signal, sys
@@ -317,7 +317,7 @@ def test_the_next_run_rolls_back_an_install_killed_half_way_before_it_tests(setu
     assert again["recovered"] == []
 
 
-# --- issue 12 item 10: check mode changes nothing on the host ----------------------------
+# --- check mode changes nothing on the host ----------------------------
 
 def test_check_mode_leaves_conf_log_and_pid_byte_identical(setup, run_module, tmp_path, monkeypatch):
     base, conf = setup

@@ -3,6 +3,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -15,6 +17,9 @@ VERSION_TEXT = (
     "configure arguments: --prefix=/usr/share/nginx --conf-path=%s --error-log-path=stderr --pid-path=%s\n"
 )
 ALERT = "2024/05/01 12:00:00 [alert] 100#100: failed to load the 'resty.core' module (reason: not found)"
+# The module reads "now" on /proc's clock before it signals; workers of a reload start later.
+SIGNALLED = 500.0
+UNIT_CGROUP = "0::/system.slice/docker-1.scope/system.slice/nginx.service\n"
 
 
 class World(object):
@@ -25,7 +30,7 @@ class World(object):
     """
 
     def __init__(self, tmp_path, running=True, test_rc=0, reload_effect="new", systemd=True, tracked=True,
-                 openresty=False):
+                 openresty=False, restart_effect="new"):
         if openresty:
             # Official OpenResty packages set only the prefix; the rest are nginx's defaults.
             (tmp_path / "conf").mkdir()
@@ -36,15 +41,18 @@ class World(object):
             self.conf.write_text("events {}\n")
             self.version_text = ("nginx version: openresty/1.25.3.1\nconfigure arguments: --prefix=%s/ "
                                  "--with-cc-opt=-O2\n" % tmp_path)
+            self.unit = "openresty.service"
         else:
             self.conf = tmp_path / "nginx.conf"
             self.log = tmp_path / "error.log"
             self.pid_file = tmp_path / "nginx.pid"
             self.conf.write_text("user www-data;\nerror_log %s;\nevents {}\n" % self.log)
             self.version_text = VERSION_TEXT % (self.conf, self.pid_file)
+            self.unit = "nginx.service"
         self.log.write_text("2024/05/01 11:00:00 [alert] 100#100: an old alert before the reload\n")
         self.test_rc = test_rc
         self.reload_effect = reload_effect
+        self.restart_effect = restart_effect
         self.systemd = systemd
         self.tracked = tracked
         self.calls = []
@@ -53,19 +61,24 @@ class World(object):
         if running:
             self.start()
 
-    def start(self):
-        self.procs = [self.proc(100, 1, "nginx: master process /usr/sbin/nginx"),
-                      self.proc(11, 100, "nginx: worker process"), self.proc(12, 100, "nginx: worker process")]
-        self.pid_file.write_text("100\n")
+    def start(self, master=100):
+        cgroup = UNIT_CGROUP.replace("nginx.service", self.unit) if self.tracked else "0::/user.slice/session-3.scope\n"
+        self.procs = [self.proc(master, 1, "nginx: master process /usr/sbin/nginx", cgroup=cgroup),
+                      self.proc(master + 1, master, "nginx: worker process", uid=33, cgroup=cgroup),
+                      self.proc(master + 2, master, "nginx: worker process", uid=33, cgroup=cgroup)]
+        if master == 100:
+            self.procs[1]["pid"], self.procs[2]["pid"] = 11, 12
+        self.pid_file.write_text("%d\n" % master)
 
     @staticmethod
-    def proc(pid, ppid, title):
-        return {"pid": pid, "ppid": ppid, "uid": 0, "title": title, "start_time": 0.0}
+    def proc(pid, ppid, title, uid=0, cgroup=UNIT_CGROUP, start_time=0.0):
+        return {"pid": pid, "ppid": ppid, "uid": uid, "title": title, "start_time": start_time, "cgroup": cgroup}
 
     def reload(self):
         if self.reload_effect == "new":
             self.procs = [p for p in self.procs if p["ppid"] != 100] + [
-                self.proc(21, 100, "nginx: worker process"), self.proc(22, 100, "nginx: worker process")]
+                self.proc(21, 100, "nginx: worker process", uid=33, start_time=SIGNALLED + 0.1),
+                self.proc(22, 100, "nginx: worker process", uid=33, start_time=SIGNALLED + 0.1)]
         else:
             with open(str(self.log), "a") as handle:
                 handle.write(ALERT + "\n\tno file '/nonexistent/resty/core.lua'\n")
@@ -83,6 +96,18 @@ class World(object):
         if argv[1] == "reload":
             self.reload()
             return 0, "", ""
+        if argv[1] == "daemon-reload":
+            return 0, "", ""
+        if argv[1] == "restart":
+            self.procs = []
+            if self.restart_effect == "fail":
+                with open(str(self.log), "a") as handle:
+                    handle.write("2024/05/01 12:00:01 [error] 300#300: init_by_lua error: boom\n")
+                return 1, "", "Job for nginx.service failed because the control process exited with error code."
+            self.start(master=200)
+            return 0, "", ""
+        if argv[0].endswith("journalctl"):
+            return 0, "-- cursor: s=1\n", ""
         if argv[1] == "start" or argv[1:2] == ["-c"]:
             self.start()
             return 0, "", ""
@@ -104,7 +129,7 @@ class World(object):
 def world(monkeypatch, tmp_path):
     def make(**kwargs):
         w = World(tmp_path, **kwargs)
-        bins = {"nginx": "/usr/sbin/nginx", "systemctl": "/bin/systemctl"}
+        bins = {"nginx": "/usr/sbin/nginx", "systemctl": "/bin/systemctl", "journalctl": "/bin/journalctl"}
         monkeypatch.setattr(basic.AnsibleModule, "get_bin_path",
                             lambda self, name, required=False, opt_dirs=None: bins.get(name))
         monkeypatch.setattr(basic.AnsibleModule, "run_command", lambda self, argv, **kw: w.run_command(argv))
@@ -112,6 +137,8 @@ def world(monkeypatch, tmp_path):
         monkeypatch.setattr(nginx_reload, "list_processes", lambda *a, **kw: list(w.procs))
         monkeypatch.setattr(nginx_reload, "read_process", w.read_process)
         monkeypatch.setattr(nginx_reload.os, "kill", w.kill)
+        monkeypatch.setattr(nginx_reload, "_pidfd_open", None)
+        monkeypatch.setattr(nginx_reload, "process_clock", lambda *a, **kw: SIGNALLED)
         return w
     return make
 
@@ -126,8 +153,12 @@ def test_reload_tests_first_then_proves_the_new_generation(world, run_module):
     assert result["old_worker_pids"] == [11, 12]
     assert result["new_worker_pids"] == [21, 22]
     assert result["config"] == str(w.conf)
-    assert w.commands() == ["-t", "show", "reload"]
+    # One nginx -t, then the HUP to the verified master: `systemctl reload` would run
+    # `nginx -s reload`, which parses the whole configuration a second time.
+    assert w.commands() == ["-t"]
+    assert w.signals == [(100, signal.SIGHUP)]
     assert result["error_log_lines"] == [], "lines logged before the reload are not part of it"
+    assert not any("journalctl" in c[0] for c in w.calls), "a file error log needs no journal cursor"
 
 
 def test_failing_config_test_changes_nothing(world, run_module):
@@ -139,11 +170,22 @@ def test_failing_config_test_changes_nothing(world, run_module):
     assert [p["pid"] for p in w.procs] == [100, 11, 12]
 
 
-def test_check_mode_only_tests(world, run_module):
+def test_check_mode_runs_nothing_and_says_what_it_would_do(world, run_module):
+    # nginx -t writes: it creates the configuration's log files and temp dirs and can
+    # leave a pid file. Check mode changes nothing on the host.
     w = world()
     result = run_module(nginx_reload, {}, check_mode=True)
     assert result["changed"] is True and result["action"] == "reloaded"
-    assert "reload" not in w.commands()
+    assert w.commands() == [], "check mode runs no nginx -t and signals nothing"
+    assert w.signals == []
+    assert result["master_pid"] == 100 and result["old_worker_pids"] == [11, 12]
+    assert "would test" in result["msg"] and "SIGHUP" in result["msg"]
+
+
+def test_check_mode_restart_says_it_would_restart(world, run_module):
+    w = world()
+    result = run_module(nginx_reload, {"restart": True}, check_mode=True)
+    assert result["action"] == "restarted" and w.commands() == []
 
 
 def test_stopped_service_is_started(world, run_module):
@@ -152,6 +194,7 @@ def test_stopped_service_is_started(world, run_module):
     assert not result["failed"], result["msg"]
     assert result["action"] == "started"
     assert result["master_pid"] == 100 and result["new_worker_pids"] == [11, 12]
+    assert w.commands().index("-t") < w.commands().index("start"), "a start is tested first"
     assert "start" in w.commands() and "reload" not in w.commands()
 
 
@@ -169,6 +212,7 @@ def test_rejected_reload_fails_with_the_masters_error_lines(world, run_module):
     assert result["failed"]
     assert result["changed"] is False
     assert "rejected the reload" in result["msg"] and "resty.core" in result["msg"]
+    assert result["outcome"] == "rejected"
     assert "an old alert" not in result["msg"]
     assert result["error_log_lines"][0] == ALERT
     assert result["new_worker_pids"] == []
@@ -184,12 +228,57 @@ def test_without_systemd_the_master_gets_sighup(world, run_module):
     assert result["new_worker_pids"] == [21, 22]
 
 
-def test_master_started_outside_systemd_gets_sighup(world, run_module):
+def test_a_master_outside_the_unit_is_not_the_services_and_is_not_signalled(world, run_module):
     w = world(tracked=False)
     result = run_module(nginx_reload, {"timeout": 5})
+    assert result["failed"]
+    assert "outside nginx.service" in result["msg"]
+    assert w.signals == [] and "start" not in w.commands()
+
+
+def test_a_worker_user_process_behind_a_stale_pid_file_is_never_signalled(world, run_module):
+    w = world(running=False)
+    w.procs = [w.proc(300, 1, "nginx: master process /usr/sbin/nginx", uid=33)]
+    w.pid_file.write_text("300\n")
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert w.signals == []
+    assert result["action"] == "started" and "start" in w.commands()
+
+
+def test_restart_tests_first_then_proves_the_new_master_and_workers(world, run_module):
+    w = world()
+    result = run_module(nginx_reload, {"restart": True, "timeout": 5})
     assert not result["failed"], result["msg"]
-    assert w.signals == [(100, signal.SIGHUP)]
-    assert "reload" not in w.commands()
+    assert result["action"] == "restarted"
+    assert [c for c in w.commands() if c not in ("show", "-u")] == ["-t", "daemon-reload", "restart"]
+    assert result["master_pid"] == 200 and result["new_worker_pids"] == [201, 202]
+
+
+def test_restart_that_fails_at_start_fails_with_nginxs_words(world, run_module):
+    # nginx -t does not create a Lua VM: an init_by_lua error only shows at start.
+    w = world(restart_effect="fail")
+    result = run_module(nginx_reload, {"restart": True, "timeout": 5})
+    assert result["failed"]
+    assert "init_by_lua error: boom" in result["msg"]
+    assert result["outcome"] == "start_failed"
+    assert result["action"] == "restarted" and result["master_pid"] is None
+    assert w.procs == []
+
+
+def test_sighup_goes_through_a_pidfd_to_the_process_that_was_checked():
+    if not hasattr(nginx_reload.os, "pidfd_open"):
+        pytest.skip("no pidfd on this Python or kernel")
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        checked = []
+        nginx_reload._hup(child.pid, lambda: checked.append(child.pid) or True)
+        assert child.wait(timeout=10) == -signal.SIGHUP
+        assert checked == [child.pid]
+        with pytest.raises(LookupError):
+            nginx_reload._hup(child.pid, lambda: False)
+    finally:
+        if child.poll() is None:
+            child.kill()
 
 
 def test_openresty_binary_uses_its_service_and_prefix_paths(world, run_module):
@@ -197,5 +286,36 @@ def test_openresty_binary_uses_its_service_and_prefix_paths(world, run_module):
     result = run_module(nginx_reload, {"timeout": 30})
     assert result["service"] == "openresty"
     assert result["config"] == str(w.conf)
-    assert ["/bin/systemctl", "reload", "openresty"] in w.calls
     assert "resty.core" in result["msg"], "the error log under the prefix was read"
+
+
+def test_a_port_the_master_does_not_hold_fails_the_proof(world, run_module, monkeypatch):
+    # lua_app's release proof and health check ask these ports: only nginx's own sockets
+    # may answer them.
+    w = world()
+    asked = []
+
+    def foreign(master, ports, *args):
+        asked.append((master, list(ports)))
+        return {8080: "listened on by a socket the master does not hold"}
+    monkeypatch.setattr(nginx_reload, "foreign_listeners", foreign)
+    result = run_module(nginx_reload, {"timeout": 5, "ports": [8081, 8080]})
+    assert result["failed"]
+    assert "8080" in result["msg"] and "does not hold" in result["msg"]
+    assert asked == [(100, [8081, 8080])]
+    assert result["new_worker_pids"] == [21, 22]
+
+
+def test_ports_held_by_the_master_pass(world, run_module, monkeypatch):
+    world()
+    monkeypatch.setattr(nginx_reload, "foreign_listeners", lambda master, ports, *a: {})
+    result = run_module(nginx_reload, {"timeout": 5, "ports": [8081]})
+    assert not result["failed"], result["msg"]
+
+
+def test_with_every_path_given_nginx_v_is_not_run(world, run_module):
+    w = world()
+    result = run_module(nginx_reload, {"timeout": 5, "config": str(w.conf), "pid_file": str(w.pid_file),
+                                       "error_log": str(w.log), "service": "nginx"})
+    assert not result["failed"], result["msg"]
+    assert [c[1] for c in w.calls] == ["-t"]

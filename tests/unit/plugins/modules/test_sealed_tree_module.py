@@ -127,7 +127,7 @@ def test_missing_root_without_create_fails(base, run_module):
 
 
 def test_a_new_root_behind_a_symlinked_parent_is_refused(base, run_module):
-    """Item 9 of issue 12: the nearest existing ancestor is checked where it resolves to."""
+    """the nearest existing ancestor is checked where it resolves to."""
     worker_dir = base / "www"
     (worker_dir / "sub").mkdir(parents=True)
     os.chown(str(worker_dir), 33, 33)
@@ -139,7 +139,7 @@ def test_a_new_root_behind_a_symlinked_parent_is_refused(base, run_module):
 
 
 def test_checked_refuses_a_directory_the_worker_can_write_by_name(base, run_module):
-    """Item 8 of issue 12: a library root like /var/lib/nginx is refused, nothing changes."""
+    """a library root like /var/lib/nginx is refused, nothing changes."""
     library = base / "var-lib-nginx"
     library.mkdir()
     os.chown(str(library), 33, 33)
@@ -178,7 +178,7 @@ def test_checked_looks_below_and_above(base, run_module):
 
 
 def test_a_link_out_of_the_root_is_removed_and_shown(base, run_module):
-    """Item 2 of issue 12: before, the link was only lchowned and a rerun said changed=false."""
+    """before, the link was only lchowned and a rerun said changed=false."""
     root = base / "lib"
     root.mkdir()
     outside = base / "outside.lua"
