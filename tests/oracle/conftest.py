@@ -57,11 +57,14 @@ def oracles():
 
 @pytest.fixture(scope="session")
 def answers(oracles):
+    if not os.path.isdir(OUTPUT):
+        os.makedirs(OUTPUT)
+    log = os.path.join(OUTPUT, "divergences.jsonl")
+    if os.path.exists(log):
+        os.unlink(log)
     names = harness.case_names()
     found = _parallel(dict((distro, (lambda o=oracle: harness.ask_all(o, names)))
                            for distro, oracle in oracles.items()))
-    if not os.path.isdir(OUTPUT):
-        os.makedirs(OUTPUT)
     with open(os.path.join(OUTPUT, "answers.json"), "w") as handle:
         json.dump({"versions": dict((d, o.versions) for d, o in oracles.items()), "answers": found},
                   handle, indent=1, sort_keys=True)
