@@ -23,8 +23,6 @@ __metaclass__ = type
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 
@@ -33,15 +31,14 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, seed, settings, strategies as st  # noqa: E402
 
-from ansible_collections.hardened.openresty.plugins.module_utils import lua_tokens  # noqa: E402
-from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser  # noqa: E402
 from ansible_collections.hardened.openresty.tests.oracle import harness  # noqa: E402
+from ansible_collections.hardened.openresty.tests.oracle.values import compare_values  # noqa: E402
 
 SEED = 20261201
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "60"))
 # Shrinking asks the binaries for every candidate; past this budget a candidate counts as
 # passing, so that hypothesis stops with the smallest failure found so far.
-BUDGET_SECONDS = float(os.environ.get("ORACLE_GENERATOR_SECONDS", "60"))
+BUDGET_SECONDS = float(os.environ.get("ORACLE_GENERATOR_SECONDS", "45"))
 HEAD = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
         "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
         "events {}\n")
@@ -154,73 +151,6 @@ def configuration(draw):
     return files, urls
 
 
-def _our_reading(config):
-    """{url: ("value", text) or ("lua", printed)} and whether lua_code_cache is off, from our parse."""
-    found = {}
-    cache_off = False
-    for node, _context in config.walk():
-        if node.directive == "lua_code_cache" and node.args and node.args[0].lower() == "off":
-            cache_off = True
-        if node.directive != "location" or len(node.args) != 2 or node.args[0] != "=":
-            continue
-        for child in node.block or ():
-            if child.directive == "return" and len(child.args) == 2:
-                found[node.args[1]] = child.args[1]
-            elif child.directive == "content_by_lua_block":
-                strings = [value for kind, value, _pos in lua_tokens.tokenize(child.args[-1]) if kind == lua_tokens.STRING]
-                found[node.args[1]] = "".join(strings) + "\n"
-    return found, cache_off
-
-
-def _compare(files, urls, oracle):
-    problems = []
-    readings = []
-    if oracle["accepted"]:
-        try:
-            readings.append(("dump", nginx_parser.parse_dump(oracle["dump"])))
-        except nginx_parser.NginxParseError as exc:
-            problems.append("dump: nginx accepted it; we refuse the dump: %s" % exc)
-    work = tempfile.mkdtemp(prefix="oracle-gen-")
-    try:
-        for rel, text in files.items():
-            path = os.path.join(work, rel)
-            if not os.path.isdir(os.path.dirname(path)):
-                os.makedirs(os.path.dirname(path))
-            with open(path, "wb") as handle:
-                handle.write(text.encode("utf-8"))
-        shutil.copy(os.path.join(harness.PROBE, "oracle-probe.conf"), work)
-        try:
-            readings.append(("files", nginx_parser.load_tree(os.path.join(work, "nginx.conf"))))
-            if not oracle["accepted"]:
-                message = " | ".join(e["message"] for e in oracle["test_log"])
-                if "unexpected" in message or "too long" in message or "lua code block" in message:
-                    problems.append("files: nginx refused the text (%s); we read it" % message)
-        except nginx_parser.NginxParseError as exc:
-            if oracle["accepted"]:
-                problems.append("files: nginx accepted it; we refuse it: %s" % exc)
-    finally:
-        shutil.rmtree(work)
-    if not oracle["accepted"]:
-        return problems
-    runtime = oracle.get("runtime") or {}
-    alert = any("lua_code_cache is off" in e["message"] for e in oracle["test_log"])
-    for label, config in readings:
-        ours, cache_off = _our_reading(config)
-        if alert != cache_off:
-            problems.append("%s: nginx %s 'lua_code_cache is off'; our reading has it %s"
-                            % (label, "logged" if alert else "did not log", "off" if cache_off else "not off"))
-        for url in urls:
-            answer = (runtime.get("requests") or {}).get(url)
-            if answer is None:
-                continue
-            real = answer["body"] if answer["status"] == 200 else None
-            mine = ours.get(url)
-            if real != mine:
-                problems.append("%s: %s: nginx answered %d %r; we read %r"
-                                % (label, url, answer["status"], real, mine))
-    return problems
-
-
 def _save_case(files, urls, problems, distro):
     digest = hashlib.sha256(repr(sorted(files.items())).encode("utf-8")).hexdigest()[:10]
     target = os.path.join(harness.CASES, "generated_%s" % digest)
@@ -268,7 +198,7 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
         for thread in threads:
             thread.join()
         for distro in sorted(answers):
-            problems = _compare(files, urls, answers[distro])
+            problems = compare_values(files, urls, answers[distro])
             if problems:
                 state["last_failure"] = (files, urls, problems, distro)
                 raise AssertionError("%s: %s" % (distro, "\n".join(problems)))

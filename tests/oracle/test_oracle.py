@@ -27,6 +27,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils import lua_rule
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import parse_duration
 from ansible_collections.hardened.openresty.tests.oracle import harness
+from ansible_collections.hardened.openresty.tests.oracle.values import compare_values
 
 NAMES = harness.case_names()
 # nginx messages that come from reading the text (ngx_conf_read_token and
@@ -94,6 +95,18 @@ def _tree_copy(name, tmp_path):
     shutil.copytree(os.path.join(harness.CASES, name), target, symlinks=True)
     shutil.copy(os.path.join(harness.PROBE, "oracle-probe.conf"), os.path.join(target, "oracle-probe.conf"))
     return target
+
+
+def _case_files(name):
+    root = os.path.join(harness.CASES, name)
+    files = {}
+    for directory, _dirs, names in os.walk(root):
+        for filename in names:
+            path = os.path.join(directory, filename)
+            if filename != "case.json" and os.path.isfile(path) and not os.path.islink(path):
+                with open(path, "rb") as handle:
+                    files[os.path.relpath(path, root)] = handle.read()
+    return files
 
 
 def _compare_reading(label, report, config, oracle):
@@ -213,6 +226,9 @@ def test_verifier_agrees_with_the_binaries(answers, name, distro, tmp_path):
                 problems.append("files: nginx refused the text (%s); we read it without error" % message)
         elif error is None:
             problems.extend(_compare_reading("files", report, config, oracle))
+    value_urls = [url for url in meta.get("requests", ()) if re.match(r"^/[vl]\d+$", url)]
+    if value_urls and oracle["accepted"]:
+        problems.extend(compare_values(_case_files(name), value_urls, oracle))
     if problems:
         with open(os.path.join(harness.HERE, "..", "output", "oracle", "divergences.jsonl"), "a") as handle:
             handle.write(json.dumps({"case": name, "distro": distro, "problems": problems}) + "\n")
