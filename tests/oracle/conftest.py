@@ -22,6 +22,9 @@ import pytest
 from ansible_collections.hardened.openresty.tests.oracle import harness
 
 OUTPUT = os.path.join(harness.HERE, "..", "output", "oracle")
+# The cases copied into the containers: a case the generator keeps during this run is
+# asked on the next one.
+NAMES = harness.case_names()
 
 
 def _parallel(jobs):
@@ -62,8 +65,7 @@ def answers(oracles):
     log = os.path.join(OUTPUT, "divergences.jsonl")
     if os.path.exists(log):
         os.unlink(log)
-    names = harness.case_names()
-    found = _parallel(dict((distro, (lambda o=oracle: harness.ask_all(o, names)))
+    found = _parallel(dict((distro, (lambda o=oracle: harness.ask_all(o, NAMES)))
                            for distro, oracle in oracles.items()))
     with open(os.path.join(OUTPUT, "answers.json"), "w") as handle:
         json.dump({"versions": dict((d, o.versions) for d, o in oracles.items()), "answers": found},
