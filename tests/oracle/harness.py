@@ -115,13 +115,37 @@ class Oracle(object):
         docker("rm", "-f", self.name, check=False)
 
 
+def replaced(data, replace):
+    """data with the case's markers (case.json "replace", e.g. {"<CR>": "\\r"}) put back."""
+    for marker, value in sorted((replace or {}).items()):
+        data = data.replace(marker.encode("utf-8"), value.encode("utf-8"))
+    return data
+
+
+def apply_replacements(root, replace):
+    """Apply replaced() to every regular file under root, as the probe does in the container."""
+    if not replace:
+        return
+    for directory, _dirs, names in os.walk(root):
+        for filename in names:
+            path = os.path.join(directory, filename)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            with open(path, "rb") as handle:
+                data = handle.read()
+            if replaced(data, replace) != data:
+                with open(path, "wb") as handle:
+                    handle.write(replaced(data, replace))
+
+
 def case_names():
     return sorted(name for name in os.listdir(CASES)
                   if os.path.isfile(os.path.join(CASES, name, "nginx.conf")))
 
 
 def case_meta(name):
-    """case.json (optional): g (the -g directives), requests (paths to GET on the case socket)."""
+    """case.json (optional): g (the -g directives), requests (paths to GET on the case socket),
+    replace (markers to replace with bytes the repository should not hold, such as CR)."""
     path = os.path.join(CASES, name, "case.json")
     meta = {}
     if os.path.exists(path):

@@ -183,7 +183,7 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
               report_multiple_bugs=False)
     @given(configuration())
     def check(example):
-        files, urls = example
+        files, urls = example[0], example[1]
         if state["first_failure"] is not None and time.time() - state["first_failure"] > SHRINK_SECONDS:
             return
         state["count"] += 1

@@ -94,6 +94,7 @@ def _tree_copy(name, tmp_path):
     """The case's files as they sit on a host (probe server included), for verify_tree."""
     target = str(tmp_path / name)
     shutil.copytree(os.path.join(harness.CASES, name), target, symlinks=True)
+    harness.apply_replacements(target, harness.case_meta(name).get("replace"))
     shutil.copy(os.path.join(harness.PROBE, "oracle-probe.conf"), os.path.join(target, "oracle-probe.conf"))
     return target
 
@@ -106,7 +107,8 @@ def _case_files(name):
             path = os.path.join(directory, filename)
             if filename != "case.json" and os.path.isfile(path) and not os.path.islink(path):
                 with open(path, "rb") as handle:
-                    files[os.path.relpath(path, root)] = handle.read()
+                    files[os.path.relpath(path, root)] = harness.replaced(
+                        handle.read(), harness.case_meta(name).get("replace"))
     return files
 
 
@@ -144,9 +146,9 @@ def _compare_reading(label, report, config, oracle):
         real = runtime["regex_big"] == "no-error"
         ours = sorted(rules.intersection(REGEX_RULES))
         if real != bool(ours):
-            problems.append("%s: a ~200k-step regex %s under the effective lua_regex_match_limit; "
-                            "we report %s" % (label, "ran" if real else "hit the limit (%s)" % runtime["regex_big"],
-                                             ours or "neither %s" % " nor ".join(REGEX_RULES)))
+            what = "ran" if real else "hit the limit (%s)" % runtime["regex_big"]
+            problems.append("%s: a ~200k-step regex %s under the effective lua_regex_match_limit; we report %s"
+                            % (label, what, ours or "neither %s" % " nor ".join(REGEX_RULES)))
     if config is not None and runtime.get("read_timeout"):
         problems.extend(_compare_read_timeout(label, config, runtime["read_timeout"]))
     if config is not None and runtime.get("keepalive"):
