@@ -35,12 +35,12 @@ from ansible_collections.hardened.openresty.tests.oracle import harness  # noqa:
 from ansible_collections.hardened.openresty.tests.oracle.values import compare_values  # noqa: E402
 
 SEED = 20261201
-EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "50"))
+EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "40"))
 # Shrinking asks the binaries for every candidate; once this long has passed since the
 # first failure, a candidate counts as passing, so that hypothesis stops with the smallest
 # failure found so far. Generation itself is bounded by EXAMPLES, not by time, so that a
 # slow machine runs the same examples.
-SHRINK_SECONDS = float(os.environ.get("ORACLE_SHRINK_SECONDS", "30"))
+SHRINK_SECONDS = float(os.environ.get("ORACLE_SHRINK_SECONDS", "20"))
 HEAD = ("load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
         "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
         "events {}\n")

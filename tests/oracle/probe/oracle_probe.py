@@ -151,7 +151,7 @@ def start_and_probe(workdir, g, requests, read_timeout, keepalive):
     try:
         deadline = time.time() + 10
         while time.time() < deadline and proc.poll() is None and not os.path.exists(PROBE_SOCKET):
-            time.sleep(0.02)
+            time.sleep(0.01)
         if proc.poll() is not None or not os.path.exists(PROBE_SOCKET):
             result["error"] = "nginx did not start (probe socket missing)"
             return result
@@ -171,7 +171,6 @@ def start_and_probe(workdir, g, requests, read_timeout, keepalive):
         result["requests"] = {}
         for url in requests or ():
             result["requests"][url] = curl(CASE_SOCKET, url)
-        time.sleep(0.05)
         result["workers"] = workers_of(proc.pid)
         result["calls"] = calls()
         result["t_probed"] = round(time.time() - t0, 3)
@@ -194,14 +193,14 @@ def check(name, workdir, g, run_it, requests, read_timeout, keepalive):
     answer = {"name": name}
     timing = answer["timing"] = {}
     started = time.time()
-    rc, _out, err = run(nginx_argv(workdir, "", g) + ["-t"])
+    # -T tests the configuration as -t does (same messages and alerts on stderr) and
+    # prints the dump on stdout only when the test passed.
+    rc, out, err = run(nginx_argv(workdir, "", g) + ["-T"])
     answer["accepted"] = rc == 0
     answer["test_log"] = log_lines(err)
     answer["test_stderr"] = text(err)
     if rc == 0:
-        rc, out, err = run(nginx_argv(workdir, "", g) + ["-T"])
         answer["dump"] = text(out)
-        answer["dump_rc"] = rc
     timing["test_dump"] = round(time.time() - started, 3)
     if rc == 0 and run_it:
         answer["runtime"] = start_and_probe(workdir, g, requests, read_timeout, keepalive)
