@@ -159,6 +159,11 @@ def _save_case(files, urls, problems, distro):
     if os.path.exists(target):
         return target
     os.makedirs(target)
+    meta = {"requests": urls}
+    if any("\r" in text for text in files.values()):
+        # The repository holds LF files only: CR goes back in at run time (case.json replace).
+        files = dict((rel, text.replace("\r", "<CR>")) for rel, text in files.items())
+        meta["replace"] = {"<CR>": "\r"}
     for rel, text in files.items():
         path = os.path.join(target, rel)
         if not os.path.isdir(os.path.dirname(path)):
@@ -169,7 +174,7 @@ def _save_case(files, urls, problems, distro):
         with open(path, "wb") as handle:
             handle.write(text.encode("utf-8"))
     with open(os.path.join(target, "case.json"), "w") as handle:
-        json.dump({"requests": urls}, handle)
+        json.dump(meta, handle, sort_keys=True)
         handle.write("\n")
     return target
 
