@@ -214,8 +214,9 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
         check()
     except Exception:
         if state["last_failure"] is not None:
-            files, urls, problems, distro = state["last_failure"]
-            target = _save_case(files, urls, problems, distro)
+            failure = state["last_failure"]
+            problems = failure[2]
+            target = _save_case(failure[0], failure[1], failure[2], failure[3])
             raise AssertionError("generated configuration disagrees (kept as %s):\n%s"
                                  % (os.path.basename(target), "\n".join(problems)))
         raise
