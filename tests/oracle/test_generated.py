@@ -195,14 +195,21 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
         name = "gen%d" % state["count"]
         answers = {}
 
+        errors = []
+
         def ask(distro, oracle):
-            answers[distro] = oracle.files(name, files, run=True, urls=urls)
+            try:
+                answers[distro] = oracle.files(name, files, run=True, urls=urls)
+            except Exception as exc:  # re-raised below: an oracle error never passes quietly
+                errors.append(exc)
 
         threads = [threading.Thread(target=ask, args=item) for item in sorted(oracles.items())]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        if errors or len(answers) != len(oracles):
+            raise harness.OracleError("the oracle did not answer: %s" % errors)
         for distro in sorted(answers):
             problems = compare_values(files, urls, answers[distro])
             if problems:

@@ -124,8 +124,10 @@ def _compare_reading(label, report, config, oracle):
                         % (label, "logged" if real else "did not log", alerts or "none",
                            "report" if ours else "do not report"))
     runtime = oracle.get("runtime") or {}
+    if "oracle timeout" in (runtime.get("error") or ""):
+        raise harness.OracleError("%s: %s" % (label, runtime["error"]))
     if not runtime.get("started"):
-        return problems
+        return problems  # nginx itself refused to start (its log is in answers.json)
     workers = runtime.get("workers") or []
     real = any(worker["uid"] == 0 for worker in workers)
     ours = "nginx-user-root" in rules

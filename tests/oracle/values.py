@@ -72,6 +72,10 @@ def compare_values(files, urls, oracle):
     if not oracle["accepted"]:
         return problems
     runtime = oracle.get("runtime") or {}
+    if not runtime.get("started"):
+        # Never a silent pass: nginx accepted the text, so it must serve the locations.
+        return problems + ["oracle: nginx accepted the configuration but did not serve it: %s; %s"
+                           % (runtime.get("error"), [e["message"] for e in runtime.get("log", ())][:3])]
     alert = any("lua_code_cache is off" in e["message"] for e in oracle["test_log"])
     for label, config in readings:
         ours, cache_off = _our_reading(config)
@@ -80,7 +84,8 @@ def compare_values(files, urls, oracle):
                             % (label, "logged" if alert else "did not log", "off" if cache_off else "not off"))
         for url in urls:
             answer = (runtime.get("requests") or {}).get(url)
-            if answer is None:
+            if answer is None or answer["rc"] not in (0, 22):
+                problems.append("oracle: no answer from nginx for %s: %s" % (url, answer))
                 continue
             real = answer["body"] if answer["status"] == 200 else None
             mine = ours.get(url)

@@ -149,11 +149,14 @@ def start_and_probe(workdir, g, requests, read_timeout, keepalive):
     result = {"started": False}
     t0 = time.time()
     try:
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while time.time() < deadline and proc.poll() is None and not os.path.exists(PROBE_SOCKET):
             time.sleep(0.01)
-        if proc.poll() is not None or not os.path.exists(PROBE_SOCKET):
-            result["error"] = "nginx did not start (probe socket missing)"
+        if proc.poll() is not None:
+            result["error"] = "nginx exited with status %d at start" % proc.returncode
+            return result
+        if not os.path.exists(PROBE_SOCKET):
+            result["error"] = "oracle timeout: no probe socket after 30s"
             return result
         result["started"] = True
         result["t_start"] = round(time.time() - t0, 3)
