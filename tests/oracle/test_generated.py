@@ -34,6 +34,9 @@ from hypothesis import HealthCheck, given, seed, settings, strategies as st  # n
 from ansible_collections.hardened.openresty.tests.oracle import harness  # noqa: E402
 from ansible_collections.hardened.openresty.tests.oracle.values import compare_values  # noqa: E402
 
+# The examples follow from the seed and from the modules loaded in the run (hypothesis also
+# draws string constants from the test modules it sees): `make oracle` always runs the same
+# 40, a run of this file alone another fixed 40.
 SEED = 20261201
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "40"))
 # Shrinking asks the binaries for every candidate; once this long has passed since the
@@ -180,7 +183,7 @@ def _save_case(files, urls, problems, distro):
 
 
 def test_generated_configurations_read_as_nginx_reads_them(oracles):
-    state = {"count": 0, "last_failure": None, "first_failure": None}
+    state = {"count": 0, "last_failure": None, "first_failure": None, "log": []}
 
     @seed(SEED)
     @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=False,
@@ -210,6 +213,10 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
             thread.join()
         if errors or len(answers) != len(oracles):
             raise harness.OracleError("the oracle did not answer: %s" % errors)
+        state["log"].append(dict((distro, {"accepted": answer["accepted"],
+                                           "started": (answer.get("runtime") or {}).get("started"),
+                                           "errors": [e["message"] for e in answer["test_log"]][:2]})
+                                 for distro, answer in answers.items()))
         for distro in sorted(answers):
             problems = compare_values(files, urls, answers[distro])
             if problems:
@@ -218,7 +225,12 @@ def test_generated_configurations_read_as_nginx_reads_them(oracles):
                 raise AssertionError("%s: %s" % (distro, "\n".join(problems)))
 
     try:
-        check()
+        try:
+            check()
+        finally:
+            # A log of what nginx said for each example, next to the cases' answers.
+            with open(os.path.join(harness.HERE, "..", "output", "oracle", "generator.json"), "w") as handle:
+                json.dump(state["log"], handle, indent=1)
     except Exception:
         if state["last_failure"] is not None:
             failure = state["last_failure"]
