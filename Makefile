@@ -27,12 +27,13 @@ export ANSIBLE_ROLES_PATH := $(abspath roles)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv docker images collection lint sanity unit release-check molecule test demo demo-clean bench clean
+.PHONY: help venv docker images collection lint sanity unit oracle release-check molecule test demo demo-clean bench clean
 
 help:
 	@echo "make demo        build images, start a 3-host local fleet, converge it, show it serving Lua"
 	@echo "make demo-clean  remove the demo fleet"
-	@echo "make test        lint, ansible-test sanity, unit tests and every molecule scenario"
+	@echo "make test        lint, ansible-test sanity, unit tests, the oracle suite and every molecule scenario"
+	@echo "make oracle      the verifier against real nginx / lua-nginx-module / LuaJIT (Debian 12 and 13)"
 
 $(VENV)/.installed: requirements.txt requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -75,13 +76,24 @@ molecule: venv collection images
 	  molecule test -s $$s || exit 1; \
 	done
 
+# The verifier against the real binaries: throwaway containers (no network) of both images
+# answer every case in tests/oracle/cases and a seeded generator. The containers carry this
+# run's label and are removed on success, failure and interruption alike.
+oracle: venv collection images
+	@run_id=oracle-$$$$; \
+	cleanup() { ids=$$(docker ps -aq --filter "label=hardened.openresty.oracle=$$run_id"); \
+	  if [ -n "$$ids" ]; then docker rm -f $$ids >/dev/null; fi; }; \
+	trap cleanup EXIT INT TERM; \
+	cd $(COLLECTION_LINK) && ORACLE_RUN_ID=$$run_id PYTHONPATH=$(COLLECTIONS) \
+	  python -m pytest -q -p no:cacheprovider tests/oracle
+
 # Build the tarball, install it offline and use it; render the execution environment; changelog.
 release-check: venv collection
 	bash scripts/test-build-install.sh
 	bash scripts/test-ee.sh
 	bash scripts/test-changelog.sh
 
-test: lint sanity unit release-check molecule
+test: lint sanity unit oracle release-check molecule
 	@echo "make test: all checks passed"
 
 demo: venv collection images
