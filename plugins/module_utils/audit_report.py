@@ -25,7 +25,9 @@ SECURITY_SEVERITY = {lua_rules.HIGH: "8.0", lua_rules.MEDIUM: "5.0", lua_rules.L
 VERSION_DRIFT = "nginx-version-drift"
 VERSION_DRIFT_SUMMARY = "The host runs older nginx/Lua components than the fleet's newest"
 VERSION_KEYS = ("version", "lua_nginx_module", "luajit", "pcre")
-SEVERITY_RANK = {"none": 99, lua_rules.LOW: 0, lua_rules.MEDIUM: 1, lua_rules.HIGH: 2}
+# fail_on levels in increasing order, from lua_rules; "none" ranks above every severity.
+SEVERITY_RANK = dict((level, lua_rules.severity_rank(level)) for level in lua_rules.SEVERITIES)
+SEVERITY_RANK["none"] = len(lua_rules.SEVERITIES)
 
 
 def _version_key(text):

@@ -22,7 +22,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     release_id_errors,
     scan_source,
 )
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import DEFAULT_POLICY, FAIL_ON_CHOICES
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules_tls import (
     LEGACY_SSL_PROTOCOLS,
     MODERN_SSL_PROTOCOLS,
@@ -35,16 +35,13 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values im
 
 FLAVORS = ("debian", "openresty", "none")
 
-# Hard maxima for the lua_socket_* timeouts (the verifier's default policy uses the same
-# numbers for connect; send/read/keepalive match the role's documented limits).
-SOCKET_TIMEOUT_MAX = {
-    "server_lua_socket_connect_timeout": 5,
-    "server_lua_socket_send_timeout": 10,
-    "server_lua_socket_read_timeout": 10,
-    "server_lua_socket_keepalive_timeout": 120,
-}
-REGEX_MATCH_LIMIT_MAX = 100000
-REGEX_CACHE_MAX_ENTRIES_MAX = 1024
+# The role refuses what the verifier's default policy would report: one table of limits,
+# lua_rules.DEFAULT_POLICY, for the input check, the verifier and the pre-install gate.
+SOCKET_TIMEOUT_MAX = dict(
+    ("server_lua_socket_%s_timeout" % kind, parse_duration(DEFAULT_POLICY["socket_%s_timeout_max" % kind]))
+    for kind in ("connect", "send", "read", "keepalive"))
+REGEX_MATCH_LIMIT_MAX = DEFAULT_POLICY["regex_match_limit_max"]
+REGEX_CACHE_MAX_ENTRIES_MAX = DEFAULT_POLICY["regex_cache_max_entries_max"]
 
 # World-writable scratch space: code loaded from there can be swapped by any local user.
 FORBIDDEN_ROOT_PREFIXES = ("/tmp", "/var/tmp", "/dev/shm", "/run/shm", "/dev", "/proc", "/sys")
@@ -308,15 +305,21 @@ def server_input_errors(values):
         if name in values:
             errors.extend(_duration_errors(name, values[name], maximum))
 
+    # Only what is given is checked: a partial dict (a filter's user, a test) gets no error
+    # for a variable it did not pass; the role always passes all of them.
     limit = values.get("server_lua_regex_match_limit")
-    if not _is_int(limit) or limit <= 0:
+    if "server_lua_regex_match_limit" not in values:
+        pass
+    elif not _is_int(limit) or limit <= 0:
         errors.append("server_lua_regex_match_limit: %r must be a positive integer "
                       "(0 means PCRE's default of 10,000,000 steps, which does not stop ReDoS)" % (limit,))
     elif limit > REGEX_MATCH_LIMIT_MAX:
         errors.append("server_lua_regex_match_limit: %r is above the maximum %d" % (limit, REGEX_MATCH_LIMIT_MAX))
 
     entries = values.get("server_lua_regex_cache_max_entries")
-    if not _is_int(entries) or entries <= 0:
+    if "server_lua_regex_cache_max_entries" not in values:
+        pass
+    elif not _is_int(entries) or entries <= 0:
         errors.append("server_lua_regex_cache_max_entries: %r must be a positive integer" % (entries,))
     elif entries > REGEX_CACHE_MAX_ENTRIES_MAX:
         errors.append("server_lua_regex_cache_max_entries: %r is above the maximum %d"
@@ -398,14 +401,17 @@ def lua_app_input_errors(values):
     if version not in (None, ""):
         errors.extend(release_id_errors(version if isinstance(version, str) else str(version), "lua_app_version"))
 
+    # Only what is given is checked (lua_app_src always): the role passes every variable, a
+    # filter user or a test may pass a few.
     keep = values.get("lua_app_keep_releases")
-    if not _is_int(keep) or keep < 2:
+    if "lua_app_keep_releases" in values and (not _is_int(keep) or keep < 2):
         errors.append("lua_app_keep_releases: %r must be an integer of at least 2 "
                       "(the live release and the previous one are always kept)" % (keep,))
 
-    errors.extend(absolute_dir_errors("lua_app_root", values.get("lua_app_root")))
+    for name in ("lua_app_root", "lua_app_staging_dir"):
+        if name in values:
+            errors.extend(absolute_dir_errors(name, values[name]))
     staging = values.get("lua_app_staging_dir")
-    errors.extend(absolute_dir_errors("lua_app_staging_dir", staging))
     root = values.get("lua_app_root")
     if isinstance(root, str) and isinstance(staging, str) and root and staging and (
             staging == root or staging.startswith(root.rstrip("/") + "/")):
@@ -414,21 +420,24 @@ def lua_app_input_errors(values):
 
     shipped = set(f["path"] for f in source["files"])
     module = values.get("lua_app_entry_module")
-    if not isinstance(module, str) or not MODULE_NAME.match(module):
+    if "lua_app_entry_module" not in values:
+        pass
+    elif not isinstance(module, str) or not MODULE_NAME.match(module):
         errors.append("lua_app_entry_module: %r is not a Lua module name (for example app or app.main)" % (module,))
     elif source["files"] and not shipped.intersection(module_path_candidates(module)):
         errors.append("lua_app_entry_module: %r is not in lua_app_src (expected %s)"
                       % (module, " or ".join(module_path_candidates(module))))
 
     health = values.get("lua_app_health_path")
-    if not isinstance(health, str) or not health.startswith("/") or any(
-            ch.isspace() or ch in "\"'<>#" for ch in health):
+    if "lua_app_health_path" in values and (not isinstance(health, str) or not health.startswith("/") or any(
+            ch.isspace() or ch in "\"'<>#" for ch in health)):
         errors.append("lua_app_health_path: %r is not an absolute URL path such as /health" % (health,))
 
     port = values.get("lua_app_port")
     status_port = values.get("lua_app_status_port")
-    errors.extend(_port_errors("lua_app_port", port))
-    errors.extend(_port_errors("lua_app_status_port", status_port))
+    for name in ("lua_app_port", "lua_app_status_port"):
+        if name in values:
+            errors.extend(_port_errors(name, values[name]))
     if port == status_port and _is_int(port):
         errors.append("lua_app_status_port: %r is also lua_app_port" % (status_port,))
 

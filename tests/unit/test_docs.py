@@ -150,3 +150,36 @@ def test_rules_md_documents_exactly_the_rules_of_the_catalogue():
     named = set(re.findall(r"`(%s)`" % RULE_ID, docs)) | set(re.findall(r"\(#(%s)\)" % RULE_ID, docs))
     named |= set(re.findall(r"C\((%s)\)" % RULE_ID, module_source))
     assert named - NOT_RULES - ids == set()
+
+
+def test_the_limits_are_the_same_in_the_policy_the_input_check_the_argument_specs_and_the_docs():
+    """One table of limits (lua_rules.DEFAULT_POLICY): every place that states one agrees."""
+    from ansible_collections.hardened.openresty.plugins.module_utils import role_input
+    from ansible_collections.hardened.openresty.plugins.module_utils.nginx_values import parse_duration
+
+    policy = lua_rules.DEFAULT_POLICY
+    with open(os.path.join(REPO, "roles", "server", "meta", "argument_specs.yml")) as handle:
+        options = yaml.safe_load(handle)["argument_specs"]["main"]["options"]
+    with open(os.path.join(REPO, "docs", "rules.md")) as handle:
+        rules_doc = handle.read()
+    for kind in ("connect", "send", "read", "keepalive"):
+        key, variable = "socket_%s_timeout_max" % kind, "server_lua_socket_%s_timeout" % kind
+        maximum = parse_duration(policy[key])
+        assert role_input.SOCKET_TIMEOUT_MAX[variable] == maximum
+        stated = re.search(r"at most (\S+?)\.", " ".join(_text(options[variable]["description"]))).group(1)
+        assert parse_duration(stated) == maximum, variable
+        assert "`%s: %s`" % (key, policy[key]) in rules_doc
+        too_long = "%ds" % (maximum + 1)
+        assert any(e.startswith(variable) for e in role_input.server_input_errors({variable: too_long}))
+    for key, variable, constant in (("regex_match_limit_max", "server_lua_regex_match_limit",
+                                     role_input.REGEX_MATCH_LIMIT_MAX),
+                                    ("regex_cache_max_entries_max", "server_lua_regex_cache_max_entries",
+                                     role_input.REGEX_CACHE_MAX_ENTRIES_MAX)):
+        assert constant == policy[key]
+        stated = re.search(r"between 1 and\s+([\d,]+)", " ".join(_text(options[variable]["description"]))).group(1)
+        assert int(stated.replace(",", "")) == policy[key], variable
+        assert "`%s: %s`" % (key, policy[key]) in rules_doc
+
+
+def _text(description):
+    return description if isinstance(description, list) else [description]

@@ -4,7 +4,7 @@ __metaclass__ = type
 
 import pytest
 
-from ansible_collections.hardened.openresty.plugins.module_utils.role_input import server_input_errors
+from ansible_collections.hardened.openresty.plugins.module_utils.role_input import lua_app_input_errors, server_input_errors
 
 GOOD = {
     "server_flavor": "debian",
@@ -225,3 +225,15 @@ def test_search_paths_apart_from_the_service_paths_pass():
     values = dict(GOOD, server_lua_library_roots=["/var/lib/nginx-lua", "/usr/local/share/lua/5.1"],
                   server_writable_paths=["/var/log/nginx", "/var/lib/nginx"])
     assert server_input_errors(values) == []
+
+
+def test_the_filters_documented_examples_return_what_their_docs_say(tmp_path):
+    """Each filter's EXAMPLES input: only the problem the example shows, nothing spurious."""
+    assert server_input_errors({"server_flavor": "debian", "server_lua_module_roots": ["lua"]}) == [
+        "server_lua_module_roots[0]: 'lua' is not an absolute path"]
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.lua").write_text("return {}\n")
+    assert lua_app_input_errors({"lua_app_src": str(app), "lua_app_keep_releases": 1}) == [
+        "lua_app_keep_releases: 1 must be an integer of at least 2 "
+        "(the live release and the previous one are always kept)"]
