@@ -1045,9 +1045,21 @@ def at_or_above(findings, threshold):
     return [f for f in findings if severity_rank(f["severity"]) >= rank]
 
 
-def verify_dump_text(text, main=None, **options):
-    """Parse `nginx -T` output and evaluate it; options as for evaluate()."""
-    return evaluate(nginx_parser.parse_dump(text, main), **options)
+def verify_dump_text(text, main=None, params=None, **options):
+    """Parse `nginx -T` output and evaluate it; options as for evaluate().
+
+    params is the text of the -g option the dump was taken with: nginx -T prints the files
+    a -g include names but never the -g directives themselves (`-g 'user root;'`), so they
+    are read here, first in the main context, as nginx reads them (file PARAMS_FILE).
+    """
+    config = nginx_parser.parse_dump(text, main)
+    if params:
+        # Includes of -g are in the dump already (its first files); the rest is added.
+        given = [node for node in nginx_parser.parse_string(params, nginx_parser.PARAMS_FILE)
+                 if node.directive != "include"]
+        for reading in [config] + list(getattr(config, "alternatives", ())):
+            reading.files[reading.main] = given + reading.files[reading.main]
+    return evaluate(config, **options)
 
 
 def verify_dump_file(path, main=None, **options):

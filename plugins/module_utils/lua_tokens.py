@@ -39,7 +39,7 @@ _TOKEN = re.compile(
     (?:
       (?P<comment>--(?:\[(?P<comment_level>=*)\[.*?\](?P=comment_level)\]|(?!\[=*\[)[^\r\n]*))
     | (?P<long_string>\[(?P<string_level>=*)\[.*?\](?P=string_level)\])
-    | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
+    | (?P<string>"(?:[^"\\\r\n]|\\(?:\r\n|\n\r|.))*"|'(?:[^'\\\r\n]|\\(?:\r\n|\n\r|.))*')
     | (?P<unfinished>--\[=*\[|\[=*\[|["'])
     | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<number>0[xX][0-9a-fA-F.]*(?:[pP][+-]?\d+)?[uUlLi]*|\.?\d[\d.]*(?:[eE][+-]?\d+)?[uUlLi]*)
@@ -49,9 +49,12 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_STRING_ESCAPE = re.compile(r"\\(?:(\d{1,3})|x([0-9a-fA-F]{2})|z\s*|u\{([0-9a-fA-F]+)\}|(.))", re.DOTALL)
+# A backslash before a line break (LF, CR, CR LF or LF CR, one break as LuaJIT counts them)
+# is one newline in the string.
+_STRING_ESCAPE = re.compile(r"\\(?:(\d{1,3})|x([0-9a-fA-F]{2})|z\s*|u\{([0-9a-fA-F]+)\}|(\r\n|\n\r|.))", re.DOTALL)
+_LINE_BREAK = re.compile(r"\r\n|\n\r|\r|\n")
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
-                   "\n": "\n"}
+                   "\n": "\n", "\r": "\n", "\r\n": "\n", "\n\r": "\n"}
 
 DEFAULT_DANGEROUS_CALLS = (
     "os.execute", "os.remove", "os.rename", "os.exit", "io.popen", "loadstring", "load",
@@ -110,12 +113,13 @@ def tokenize(code, strict=False):
             append((STRING, _decode_string(value[1:-1]), match.start(kind)))
         elif kind == "long_string":
             body = value[len(match.group("string_level")) + 2:-len(match.group("string_level")) - 2]
-            # A newline right after the opening bracket is not part of the string.
-            if body.startswith("\r\n"):
-                body = body[2:]
-            elif body.startswith("\n"):
-                body = body[1:]
-            append((STRING, body, match.start(kind)))
+            # As LuaJIT reads a long string (lj_lex.c, lex_longstring): a line break right
+            # after the opening bracket is not part of it, and every line break (LF, CR,
+            # CR LF, LF CR) is one LF.
+            first = _LINE_BREAK.match(body)
+            if first:
+                body = body[first.end():]
+            append((STRING, _LINE_BREAK.sub("\n", body), match.start(kind)))
         elif kind == "number":
             append((NUMBER, value, match.start(kind)))
         elif kind == "unfinished":
