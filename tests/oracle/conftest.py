@@ -22,6 +22,8 @@ import pytest
 from ansible_collections.hardened.openresty.tests.oracle import harness
 
 OUTPUT = os.path.join(harness.HERE, "..", "output", "oracle")
+# Logs of every run (answers, divergences, the generator's examples); absent in a fresh clone.
+os.makedirs(OUTPUT, exist_ok=True)
 # The cases copied into the containers: a case the generator keeps during this run is
 # asked on the next one.
 NAMES = harness.case_names()
