@@ -137,6 +137,9 @@ http {
     lua_socket_read_timeout 5s;
     lua_socket_keepalive_timeout 60s;
     lua_regex_match_limit 100000;
+    lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;
+    lua_ssl_verify_depth 3;
+    lua_ssl_protocols TLSv1.2 TLSv1.3;
     server {
         listen 80;
         location / {

@@ -787,7 +787,6 @@ def _read_chain(tokens, index):
     return parts, index
 
 
-
 def _call_arguments(tokens, index):
     """Arguments of the call whose "(" is tokens[index]: a list of token lists, or None.
 

@@ -154,6 +154,8 @@ def test_comment_ends_agree_with_luajit(code):
     out = subprocess.run([luajit, "-e", probe], input=code.encode(), stdout=subprocess.PIPE,
                          check=True).stdout
     assert bool(find_dangerous(code)) == (out == b"REACHED")
+
+
 def labels(code):
     return set(reference if reference.startswith("require(") else entry
                for entry, reference, _line in find_dangerous(code))

@@ -602,7 +602,7 @@ def test_the_garbage_collector_is_paused_while_reading_and_restored_after(tmp_pa
     assert seen == [False] and gc.isenabled()
     gc.disable()
     try:
-        inner_ok = nginx_parser.without_cyclic_gc(lambda: gc.isenabled())
+        inner_ok = nginx_parser.without_cyclic_gc(gc.isenabled)
         assert inner_ok() is False and not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
