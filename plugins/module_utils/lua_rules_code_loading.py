@@ -35,6 +35,8 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules impor
     PROCESSES,
     rule,
 )
+# Why someone other than root can change an entry, or None: the same test as lua_rules'.
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import _unsafe as _not_root_only
 
 # Where distributions install dynamic modules: Debian's package directory and the
 # prefix-relative "modules" it is reached through, and OpenResty's prefix.
@@ -121,17 +123,6 @@ def resolve_hops(path):
                 return hops, "%s: not a directory" % candidate
             current = candidate
     return hops, None
-
-
-def _not_root_only(st):
-    """Why someone other than root can change this entry, or None."""
-    reasons = []
-    if st.st_uid != 0:
-        reasons.append("owned by uid %d" % st.st_uid)
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o022:
-        reasons.append("writable by group or others (mode %04o)" % mode)
-    return "; ".join(reasons) or None
 
 
 def worker_identity(facts):
