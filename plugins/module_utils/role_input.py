@@ -40,6 +40,9 @@ FLAVORS = ("debian", "openresty", "none")
 SOCKET_TIMEOUT_MAX = dict(
     ("server_lua_socket_%s_timeout" % kind, parse_duration(DEFAULT_POLICY["socket_%s_timeout_max" % kind]))
     for kind in ("connect", "send", "read", "keepalive"))
+# How long old workers may drain after a reload: long enough for a slow request, short
+# enough that an old generation (and the code it cached) does not live on for hours.
+WORKER_SHUTDOWN_TIMEOUT_MAX = 600
 REGEX_MATCH_LIMIT_MAX = DEFAULT_POLICY["regex_match_limit_max"]
 REGEX_CACHE_MAX_ENTRIES_MAX = DEFAULT_POLICY["regex_cache_max_entries_max"]
 
@@ -304,6 +307,9 @@ def server_input_errors(values):
     for name, maximum in sorted(SOCKET_TIMEOUT_MAX.items()):
         if name in values:
             errors.extend(_duration_errors(name, values[name], maximum))
+    if "server_worker_shutdown_timeout" in values:
+        errors.extend(_duration_errors("server_worker_shutdown_timeout", values["server_worker_shutdown_timeout"],
+                                       WORKER_SHUTDOWN_TIMEOUT_MAX))
 
     # Only what is given is checked: a partial dict (a filter's user, a test) gets no error
     # for a variable it did not pass; the role always passes all of them.

@@ -33,6 +33,7 @@ EXPECTED = {
     "server_tokens": "off",
     "user": "www-data",
     "worker_rlimit_nofile": "8192",
+    "worker_shutdown_timeout": "30s",
 }
 
 
