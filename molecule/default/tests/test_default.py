@@ -427,7 +427,7 @@ def test_verifier_reads_the_g_include_the_service_runs_with(host):
     dropin = "/etc/systemd/system/nginx.service.d/zz-molecule-g.conf"
     extra = "/etc/nginx/molecule-g.conf"
     params = "include %s; daemon on; master_process on;" % extra
-    host.run_expect([0], "printf 'worker_shutdown_timeout 10s;\\n' > %s", extra)
+    host.run_expect([0], "printf 'worker_priority 0;\\n' > %s", extra)
     exec_start = 'ExecStart=/usr/sbin/nginx -g "%s"' % params
     host.run_expect([0], "printf '%%s\\n' %s %s %s > %s", "[Service]", "ExecStart=", exec_start, dropin)
     try:
