@@ -59,7 +59,8 @@ def docker(*argv, **kwargs):
     return result.stdout
 
 
-def start(name, image):
+def start_nginx_container(name, image):
+    """A fresh systemd container of image with Debian's nginx and lua-nginx-module installed."""
     subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
     docker("run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
            "--security-opt", "apparmor=unconfined", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
@@ -72,6 +73,10 @@ def start(name, image):
         time.sleep(1)
     docker("exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, "apt-get", "install", "-y", "-q",
            "nginx", "libnginx-mod-http-lua", "lua-resty-core", "lua-resty-lrucache")
+
+
+def start(name, image):
+    start_nginx_container(name, image)
     # The distro's own instance is not needed; it would only compete for the CPU.
     docker("exec", name, "systemctl", "stop", "nginx")
     for limit, port in LIMITS.items():

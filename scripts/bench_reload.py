@@ -29,11 +29,12 @@ import sys
 import tarfile
 import time
 
+import bench_redos
+
 IMAGES = {
     "debian12": os.environ.get("HARDENED_IMAGE_DEBIAN12", "hardened-openresty/debian12:latest"),
     "debian13": os.environ.get("HARDENED_IMAGE_DEBIAN13", "hardened-openresty/debian13:latest"),
 }
-SYSTEMD = os.environ.get("HARDENED_SYSTEMD_COMMAND", "/lib/systemd/systemd").split()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FILES = [
     "plugins/modules/nginx_reload.py",
@@ -161,18 +162,7 @@ def tree_tar(before_ref):
 
 
 def start(name, image, before_ref):
-    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
-    docker("run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined",
-           "--security-opt", "apparmor=unconfined", "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
-           "--tmpfs", "/run", "--tmpfs", "/run/lock", image, *SYSTEMD)
-    for _attempt in range(60):
-        state = subprocess.run(["docker", "exec", name, "systemctl", "is-system-running"],
-                               capture_output=True, text=True, check=False).stdout.strip()
-        if state in ("running", "degraded"):
-            break
-        time.sleep(1)
-    docker("exec", "-e", "DEBIAN_FRONTEND=noninteractive", name, "apt-get", "install", "-y", "-q",
-           "nginx", "libnginx-mod-http-lua", "lua-resty-core", "lua-resty-lrucache")
+    bench_redos.start_nginx_container(name, image)
     docker("exec", name, "sed", "-i", "s/^worker_processes .*/worker_processes 2;/", "/etc/nginx/nginx.conf")
     docker("exec", "-i", name, "sh", "-c", "cat > /etc/nginx/conf.d/bench.conf", input=LUA_SITE.encode())
     docker("exec", name, "systemctl", "restart", "nginx")
