@@ -268,7 +268,13 @@ def test_restart_that_fails_at_start_fails_with_nginxs_words(world, run_module):
 def test_sighup_goes_through_a_pidfd_to_the_process_that_was_checked():
     if not hasattr(nginx_reload.os, "pidfd_open"):
         pytest.skip("no pidfd on this Python or kernel")
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    # A parent started with SIGHUP ignored (nohup, some CI runners) hands that on to its
+    # children: the child gets the default action, so that the signal ends it.
+    inherited = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    finally:
+        signal.signal(signal.SIGHUP, inherited)
     try:
         checked = []
         nginx_reload._hup(child.pid, lambda: checked.append(child.pid) or True)
