@@ -212,4 +212,3 @@ def dump_mismatches(config, dump):
                      % (path, exc.strerror or exc))]
     difference = nginx_command.first_difference(texts, dump)
     return [difference] if difference else []
-
