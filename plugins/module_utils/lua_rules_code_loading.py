@@ -3,13 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Rules of the catalogue about the other ways nginx loads code or trusts a file.
 
-Lua's search paths and *_by_lua_file have their own rules in lua_rules. nginx has more
+Lua's search paths and *_by_lua_file have their own rules in lua_rules_config. nginx has more
 doors: ``load_module`` and ``ssl_engine`` load native code into the master (while
 ``nginx -t`` runs, too), embedded Perl and njs run code the Lua checks never see,
 ``LUA_PATH``/``LUA_CPATH`` in the master's environment feed the Lua search path, and a
 file that nginx includes or runs from a directory the worker user can write is code that
-user chooses. These rules register in lua_rules.RULES; lua_rules imports this module at its
-end so that the catalogue is always complete.
+user chooses. These rules register in lua_catalogue.RULES; lua_rules imports this module
+so that the catalogue is always complete.
 
 On a live host every path is resolved one component at a time through its symlinks, and
 each directory passed through (and the final file) is checked: a safe final directory
@@ -28,15 +28,15 @@ import pwd
 import re
 import stat
 
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import (
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_catalogue import (
     FILESYSTEM,
     HIGH,
     MEDIUM,
     PROCESSES,
     rule,
 )
-# Why someone other than root can change an entry, or None: the same test as lua_rules'.
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import _unsafe as _not_root_only
+# Why someone other than root can change an entry, or None: the same test as lua_rules_host's.
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_facts import _unsafe as _not_root_only
 
 # Where distributions install dynamic modules: Debian's package directory and the
 # prefix-relative "modules" it is reached through, and OpenResty's prefix.

@@ -7,8 +7,8 @@ lua-nginx-module verifies a cosocket's peer only when the code asks for it
 (``sslhandshake(session, name, true)``) and only against ``lua_ssl_trusted_certificate``
 (no bundle by default), accepts a chain of one certificate by default
 (``lua_ssl_verify_depth 1``), and still allows TLSv1 and TLSv1.1 by default (SSLv3 before
-0.10.25). These rules register in lua_rules.RULES like every other rule; lua_rules imports
-this module at its end so that the catalogue is always complete.
+0.10.25). These rules register in lua_catalogue.RULES like every other rule; lua_rules
+imports this module so that the catalogue is always complete.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -19,7 +19,7 @@ import os
 import re
 import stat
 
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import (
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_catalogue import (
     FILESYSTEM,
     LOW,
     MEDIUM,

@@ -125,19 +125,15 @@ options:
         seconds a second deploy waits for it before it fails, naming the holder.
     type: int
     default: 300
+extends_documentation_fragment:
+  - hardened.openresty.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: With O(state=present), reports whether the release would have to be built.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: With O(state=current), shows the live release id and its files before and after.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
 notes:
   - Needs root (C(become)) to seal the release.
 seealso:

@@ -139,18 +139,14 @@ options:
     type: str
     choices: [none, low, medium, high]
     default: high
+extends_documentation_fragment:
+  - hardened.openresty.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module never changes anything; it runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
 notes:
   - Running C(nginx -T) and reading configuration files, module directories and C(/proc)
     usually needs root (C(become)).

@@ -129,9 +129,10 @@ options:
         option of M(hardened.openresty.lua_sandbox_verify)), used with O(lua_fail_on).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - hardened.openresty.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: >-
       Changes nothing on the host: the staged copy is read with the include, code-loading and
@@ -139,12 +140,7 @@ attributes:
       temporary directories the configuration names; RV(nginx_test_output) says what would be
       tested. An interrupted install is reported in RV(recovered) but not rolled back.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
 notes:
   - Runs C(nginx -t) as the connecting user; use C(become) so that nginx can read the
     certificates and open the log files that the configuration names.

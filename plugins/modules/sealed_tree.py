@@ -73,18 +73,14 @@ options:
       - Used for the C(current) link of a release root that has no release yet.
     type: dict
     default: {}
+extends_documentation_fragment:
+  - hardened.openresty.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Lists each fixed path with its old and new mode and owner.
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
 notes:
   - Needs root (C(become)) to change ownership.
 """

@@ -94,6 +94,13 @@ def test_ansible_doc_renders_the_module(galaxy_version, name):
         assert spec.get("description"), "option %s has no description" % option
         assert spec.get("type"), "option %s has no type" % option
     assert set(doc["attributes"]) >= {"check_mode", "diff_mode", "platform"}
+    # The descriptions come from the doc fragment hardened.openresty.attributes, the support
+    # from the module: the merge ansible-doc makes of the two must give both.
+    for attribute, spec in doc["attributes"].items():
+        assert spec.get("description") and spec.get("support"), "attribute %s: %r" % (attribute, spec)
+    assert doc["attributes"]["check_mode"]["support"] in ("full", "partial", "none")
+    assert doc["attributes"]["diff_mode"]["support"] in ("full", "partial", "none")
+    assert doc["attributes"]["platform"]["platforms"] == "posix"
     # Docs sites show "added in X": a version after the collection's own is wrong.
     assert _version(doc["version_added"]) <= _version(galaxy_version), (
         "version_added %s is after the collection version %s" % (doc["version_added"], galaxy_version))

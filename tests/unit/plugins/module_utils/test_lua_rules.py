@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_code_loading
+from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_host
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
 from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.verify_cases import (
@@ -22,9 +23,9 @@ FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "veri
 DOCS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "docs", "rules.md")
 CONF_DIR = "/etc/nginx"
 CONFIG_RULES = [r.id for r in lua_rules.RULES if not r.needs]
-# Host rules of lua_rules itself; those of lua_rules_code_loading and lua_rules_tls have
+# Host rules of lua_rules_host; those of lua_rules_code_loading and lua_rules_tls have
 # their own tests (test_lua_rules_code_loading.py, test_lua_rules_tls.py).
-HOST_RULES = [r.id for r in lua_rules.RULES if r.needs and r.check.__module__ == lua_rules.__name__]
+HOST_RULES = [r.id for r in lua_rules.RULES if r.needs and r.check.__module__ == lua_rules_host.__name__]
 
 
 def fixture(name):
