@@ -35,9 +35,37 @@ options:
   path:
     description:
       - Absolute path of each root to seal (a single path or a list).
+      - Required unless O(checks) is given; with only O(checks), nothing is sealed.
     type: list
     elements: path
-    required: true
+  checks:
+    description:
+      - Checks made first, in order, before any O(path) is checked or changed; each fails
+        naming its own O(checks[].label). They never change anything, in or out of check mode.
+      - Lets one task refuse the roots of several variables, each by its name.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description:
+          - Absolute path of each root of this check.
+        type: list
+        elements: path
+        required: true
+      label:
+        description:
+          - Name of the variable the paths come from, at the start of every error message.
+        type: str
+        required: true
+      state:
+        description:
+          - C(checked) as O(state=checked). C(sealed) refuses what sealing the paths would
+            refuse (a directory on the way that non-root can change, devices, fifos, sockets,
+            hard-linked files, a path that is not a directory), as O(state=sealed) does
+            before it changes anything.
+        type: str
+        choices: [sealed, checked]
+        default: checked
   state:
     description:
       - C(sealed) seals the trees; C(checked) only checks that nobody but root can change
@@ -109,6 +137,16 @@ EXAMPLES = r"""
       /srv/lua/app/current: releases/initial
   become: true
 
+- name: Refuse, each by its variable's name, roots that anyone but root can change
+  hardened.openresty.sealed_tree:
+    checks:
+      - path: /usr/local/share/lua/5.1
+        label: server_lua_library_roots
+      - path: [/srv/lua/lib]
+        label: server_lua_module_roots
+        state: sealed
+  become: true
+
 - name: Report drift without fixing it
   hardened.openresty.sealed_tree:
     path: /srv/lua/lib
@@ -167,7 +205,8 @@ linked:
   elements: str
   sample: [/srv/lua/app/current]
 missing:
-  description: With O(state=checked), the paths that do not exist (their ancestors were checked).
+  description: With O(state=checked), and for O(checks) of state C(checked), the paths that do not
+    exist (their ancestors were checked).
   returned: always
   type: list
   elements: str
@@ -201,18 +240,17 @@ def _missing_dirs(path):
     return missing, path
 
 
-def _refuse_writable_ancestors(module, path):
+def _refuse_writable_ancestors(module, path, label):
     writable = writable_ancestors(path)
     if writable:
         module.fail_json(
             msg="%s: %r is not sealed while a directory on the way to it can be changed by non-root: %s"
-            % (module.params["label"], path, "; ".join("%s (%s)" % (w["path"], w["reason"]) for w in writable)),
+            % (label, path, "; ".join("%s (%s)" % (w["path"], w["reason"]) for w in writable)),
             writable_ancestors=writable)
 
 
-def _check_root(module, path):
+def _check_root(module, path, label):
     """Refuse what sealing cannot fix; return the directories that must be created."""
-    label = module.params["label"]
     if not os.path.isabs(path) or os.path.normpath(path) == "/":
         module.fail_json(msg="%s: %r: an absolute path below / is required" % (label, path))
     missing, existing = _missing_dirs(path)
@@ -224,7 +262,7 @@ def _check_root(module, path):
         module.fail_json(msg="%s: %r is not a directory" % (label, path))
     # Every directory a lookup passes through, symlink hops included; for a missing root,
     # the nearest existing ancestor where it resolves to and everything above it.
-    _refuse_writable_ancestors(module, path)
+    _refuse_writable_ancestors(module, path, label)
     if not missing:
         refused = [d for d in find_deviations(path) if d["action"] == "refuse"]
         if refused:
@@ -234,12 +272,11 @@ def _check_root(module, path):
     return missing
 
 
-def _check_only(module, path):
+def _check_only(module, path, label):
     """state=checked: nothing on the way to path or under it may be changeable by non-root."""
-    label = module.params["label"]
     if not os.path.isabs(path) or os.path.normpath(path) == "/":
         module.fail_json(msg="%s: %r: an absolute path below / is required" % (label, path))
-    _refuse_writable_ancestors(module, path)
+    _refuse_writable_ancestors(module, path, label)
     if not os.path.lexists(path):
         return True
     problems = changeable_by_others(path)
@@ -248,6 +285,20 @@ def _check_only(module, path):
                          % (label, path, "; ".join("%s (%s)" % (p["path"], p["reason"]) for p in problems)),
                          writable=problems)
     return False
+
+
+def _run_checks(module):
+    """O(checks), in order: fail naming the check's label; return the missing paths."""
+    missing = []
+    for check in module.params["checks"] or []:
+        for path in (os.path.normpath(p) for p in check["path"]):
+            if check["state"] == "checked":
+                if _check_only(module, path, check["label"]):
+                    missing.append(path)
+            else:
+                # What state=sealed refuses before it changes anything (create as given).
+                _check_root(module, path, check["label"])
+    return missing
 
 
 def _create(path, is_root):
@@ -297,42 +348,51 @@ def _ship(module, roots, created):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            path=dict(type="list", elements="path", required=True),
+            path=dict(type="list", elements="path"),
+            checks=dict(type="list", elements="dict", options=dict(
+                path=dict(type="list", elements="path", required=True),
+                label=dict(type="str", required=True),
+                state=dict(type="str", choices=["sealed", "checked"], default="checked"),
+            )),
             state=dict(type="str", choices=["sealed", "checked"], default="sealed"),
             create=dict(type="bool", default=True),
             label=dict(type="str", default="path"),
             files=dict(type="dict", default={}),
             links=dict(type="dict", default={}),
         ),
+        required_one_of=[["path", "checks"]],
         supports_check_mode=True,
     )
-    roots = [os.path.normpath(p) for p in module.params["path"]]
-    if module.params["state"] == "checked":
-        missing = [root for root in roots if _check_only(module, root)]
+    label = module.params["label"]
+    # The checks of other variables' roots come first: they change nothing.
+    missing = _run_checks(module)
+    roots = [os.path.normpath(p) for p in module.params["path"] or []]
+    if module.params["state"] == "checked" or not roots:
+        missing += [root for root in roots if _check_only(module, root, label)]
         module.exit_json(changed=False, fixed=[], created=[], installed=[], linked=[], missing=missing)
     # Every root is checked before any is changed.
-    plans = [(root, _check_root(module, root)) for root in roots]
+    plans = [(root, _check_root(module, root, label)) for root in roots]
     created = []
     fixed = []
-    for root, missing in plans:
-        for directory in missing:
+    for root, absent in plans:
+        for directory in absent:
             # Roots may share missing ancestors (a root and a directory inside it).
             if directory in created:
                 continue
             if not module.check_mode:
                 _create(directory, directory == root)
             created.append(directory)
-        if missing and module.check_mode:
+        if absent and module.check_mode:
             continue
         try:
             fixed.extend(seal(root, check_mode=module.check_mode))
         except (SealError, OSError) as exc:
-            module.fail_json(msg="%s: %r: sealing stopped: %s" % (module.params["label"], root, exc),
+            module.fail_json(msg="%s: %r: sealing stopped: %s" % (label, root, exc),
                              fixed=fixed, created=created)
 
     installed, linked = _ship(module, roots, created)
     result = dict(changed=bool(created or fixed or installed or linked), fixed=fixed, created=created,
-                  installed=installed, linked=linked, missing=[])
+                  installed=installed, linked=linked, missing=missing)
     if module._diff and result["changed"]:
         before = ["%s absent" % d for d in created]
         after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]

@@ -262,3 +262,58 @@ def test_a_link_outside_the_paths_is_refused(base, run_module):
                                       "links": {str(base / "other" / "current"): "x"}})
     assert result["failed"]
     assert "not directly inside one of the paths" in result["msg"]
+
+
+def test_checks_name_their_own_variable_and_run_before_anything_changes(base, run_module):
+    """one task refuses the roots of several variables, each by its name, in order."""
+    library = base / "lib"
+    library.mkdir()
+    os.chmod(str(library), 0o755)
+    modules = base / "open" / "lua"
+    modules.mkdir(parents=True)
+    os.chmod(str(modules), 0o755)
+    to_seal = base / "seal-me"
+    to_seal.mkdir()
+    os.chmod(str(to_seal), 0o777)
+    checks = [{"path": [str(library)], "label": "server_lua_library_roots"},
+              {"path": [str(modules)], "label": "server_lua_module_roots", "state": "sealed"},
+              {"path": [str(base / "app")], "label": "server_lua_app_roots", "state": "sealed"}]
+    assert run_module(sealed_tree, {"checks": checks}) == {
+        "changed": False, "failed": False, "fixed": [], "created": [], "installed": [], "linked": [],
+        "missing": []}
+    assert not os.path.exists(str(base / "app")), "a check created a root"
+
+    # A writable parent of the module roots: refused by that variable's name, nothing sealed.
+    os.chmod(str(base / "open"), 0o777)
+    result = run_module(sealed_tree, {"checks": checks, "path": [str(to_seal)]})
+    assert result["failed"]
+    assert result["msg"].startswith("server_lua_module_roots: %r is not sealed while" % str(modules))
+    assert owner_mode(to_seal) == (0, 0, "0777"), "a failed check let the seal run"
+    os.chmod(str(base / "open"), 0o755)
+
+    # The first failing check is the one reported: the library root, by its name.
+    os.chown(str(library), 33, 33)
+    os.chmod(str(base / "open"), 0o777)
+    result = run_module(sealed_tree, {"checks": checks, "path": [str(to_seal)]})
+    assert result["failed"] and result["msg"].startswith("server_lua_library_roots: %r is writable by" % str(library))
+    os.chown(str(library), 0, 0)
+    os.chmod(str(base / "open"), 0o755)
+
+    # A fifo in a release root: what sealing refuses, refused by the check.
+    app = base / "app"
+    app.mkdir()
+    os.mkfifo(str(app / "pipe"))
+    result = run_module(sealed_tree, {"checks": checks})
+    assert result["failed"] and result["msg"].startswith("server_lua_app_roots: %r contains entries" % str(app))
+    os.unlink(str(app / "pipe"))
+
+    # All checks pass: the seal runs, and a missing checked path is reported.
+    checks[0]["path"].append(str(base / "nothing"))
+    result = run_module(sealed_tree, {"checks": checks, "path": [str(to_seal)]})
+    assert result["changed"] and owner_mode(to_seal) == (0, 0, "0555")
+    assert result["missing"] == [str(base / "nothing")]
+
+
+def test_neither_path_nor_checks_is_refused(run_module):
+    result = run_module(sealed_tree, {})
+    assert result["failed"] and "path" in result["msg"] and "checks" in result["msg"]
