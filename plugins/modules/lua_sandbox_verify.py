@@ -347,30 +347,26 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_binary
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_command
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 
-_EXTRA_BIN_DIRS = ["/usr/local/openresty/bin", "/usr/local/openresty/nginx/sbin"]
 PROC = "/proc"
 
 
 def _find_binary(module):
-    if module.params["binary"]:
-        return module.params["binary"]
-    for name in ("openresty", "nginx"):
-        found = module.get_bin_path(name, opt_dirs=_EXTRA_BIN_DIRS)
-        if found:
-            return found
-    return None
+    try:
+        return nginx_binary.find_binary(module.params["binary"], module.get_bin_path)
+    except nginx_binary.NginxBinaryError:
+        return None
 
 
 def _versions(module, binary):
-    rc, out, err = module.run_command([binary, "-V"])
-    if rc != 0:
-        module.fail_json(msg="%s -V failed (rc %d): %s" % (binary, rc, (err or out).strip()))
-    # nginx prints -V to stderr.
-    return lua_rules.describe_versions(err + out)
+    try:
+        return lua_rules.describe_versions(nginx_binary.version_text(module.run_command, binary))
+    except nginx_binary.NginxBinaryError as exc:
+        module.fail_json(msg=str(exc))
 
 
 def _with_runtime_libraries(versions):

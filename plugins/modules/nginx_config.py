@@ -257,7 +257,7 @@ import tempfile
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules import FAIL_ON_CHOICES
-from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import parse_version_output
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_binary
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import resolve_paths
 from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
 from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import ConfigError
@@ -317,10 +317,10 @@ class _Binary(object):
 
     def facts(self):
         if self._facts is None:
-            rc, out, err = self.run([self.path, "-V"])
-            if rc != 0:
-                raise ConfigError("%s -V failed: %s" % (self.path, (err or out).strip()))
-            self._facts = parse_version_output(err + out)
+            try:
+                self._facts = nginx_binary.version_facts(self.run, self.path)
+            except nginx_binary.NginxBinaryError as exc:
+                raise ConfigError(str(exc))
         return self._facts
 
     def gate_args(self):
@@ -384,8 +384,10 @@ def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[["files", "restore_from"]],
                            required_one_of=[["files", "restore_from"]], supports_check_mode=True)
     params = module.params
-    binary = _Binary(module, params["binary"] or module.get_bin_path("openresty")
-                     or module.get_bin_path("nginx", required=True))
+    try:
+        binary = _Binary(module, nginx_binary.find_binary(params["binary"], module.get_bin_path))
+    except nginx_binary.NginxBinaryError as exc:
+        module.fail_json(msg=str(exc))
     result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
                   pruned_backups=[], lua_findings=[], recovered=[])
     try:
