@@ -43,6 +43,16 @@ def _timeout_value(node):
     return value, None
 
 
+def _counts_above(facts, name, limit):
+    """Findings of every `name` whose count nginx would not read, or that is above limit."""
+    for node, _context in facts.named(name):
+        value, problem = _count_value(node)
+        if problem:
+            yield (problem, node.file, node.line)
+        elif value > limit:
+            yield ("%s %d is above the policy maximum %d" % (name, value, limit), node.file, node.line)
+
+
 def _count_value(node):
     """A number read by ngx_conf_set_num_slot (ngx_atoi: "00" is 0)."""
     value = node.args[0] if node.args else ""
@@ -230,14 +240,7 @@ def lua_regex_match_limit_missing(facts):
       "A high match limit lets a pathological regex and input burn CPU for a long time "
       "before ngx.re gives up.")
 def lua_regex_match_limit_too_high(facts):
-    limit = facts.policy["regex_match_limit_max"]
-    for node, _context in facts.named("lua_regex_match_limit"):
-        value, problem = _count_value(node)
-        if problem:
-            yield (problem, node.file, node.line)
-        elif value > limit:
-            yield ("lua_regex_match_limit %d is above the policy maximum %d" % (value, limit),
-                   node.file, node.line)
+    return _counts_above(facts, "lua_regex_match_limit", facts.policy["regex_match_limit_max"])
 
 
 @rule("lua-file-relative-path", MEDIUM, "a *_by_lua_file path is relative",
@@ -305,11 +308,4 @@ def lua_socket_keepalive_timeout_too_long(facts):
       "Every cached compiled regex costs worker memory; a large cache fed by dynamic "
       "patterns grows without bound up to it.")
 def lua_regex_cache_too_large(facts):
-    limit = facts.policy["regex_cache_max_entries_max"]
-    for node, _context in facts.named("lua_regex_cache_max_entries"):
-        value, problem = _count_value(node)
-        if problem:
-            yield (problem, node.file, node.line)
-        elif value > limit:
-            yield ("lua_regex_cache_max_entries %d is above the policy maximum %d" % (value, limit),
-                   node.file, node.line)
+    return _counts_above(facts, "lua_regex_cache_max_entries", facts.policy["regex_cache_max_entries_max"])
