@@ -74,6 +74,35 @@ def _read(path):
         return handle.read()
 
 
+def unmanaged_files(conf_dir, dirs, managed):
+    """Entries directly in each of dirs that no path of managed names, as sorted relative paths.
+
+    dirs and managed are relative to conf_dir (or absolute under it). Subdirectories are left
+    out; a symlink is an entry of its own and is never followed. A directory that does not
+    exist has no entries; one that is a symlink, or leads out of conf_dir, is refused, because
+    whoever controls where it points would choose what gets removed.
+    """
+    managed = set(relative_path(conf_dir, path) for path in managed)
+    found = []
+    for name in dirs:
+        rel = relative_path(conf_dir, name)
+        live = os.path.join(conf_dir, rel)
+        try:
+            st = os.lstat(live)
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or not _inside(live, conf_dir):
+            raise ConfigError("directory %s is a symlink or leads out of %s; its files cannot be managed"
+                              % (rel, conf_dir))
+        if not stat.S_ISDIR(st.st_mode):
+            raise ConfigError("path %s is not a directory" % rel)
+        for entry in os.scandir(live):
+            path = os.path.join(rel, entry.name)
+            if path not in managed and not entry.is_dir(follow_symlinks=False):
+                found.append(path)
+    return sorted(set(found))
+
+
 def plan(conf_dir, files, main_config="nginx.conf", owner=(0, 0)):
     """Compare the wanted files with the live ones and return the changes needed.
 

@@ -94,6 +94,28 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  owned_dirs:
+    description:
+      - Directories (relative to O(conf_dir)) whose files this task answers for. A file
+        directly in one of them that no entry of O(files) names is reported in
+        RV(unmanaged); with O(owned_dirs[].purge=true) it is removed in the same change as
+        O(files) (tested with them, backed up with them, restored with them).
+      - Subdirectories are left alone; a symlink in the directory is removed as a link, never
+        followed. A directory that is itself a symlink is refused.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description:
+          - Directory relative to O(conf_dir), or absolute under it.
+        type: str
+        required: true
+      purge:
+        description:
+          - Remove the files of this directory that O(files) does not name.
+        type: bool
+        default: false
   backup_root:
     description:
       - Directory under which each run that changes files creates a backup directory named
@@ -242,6 +264,15 @@ recovered:
       type: list
       elements: str
   sample: []
+unmanaged:
+  description:
+    - Live paths of files in O(owned_dirs) that no entry of O(files) names. Those of a
+      directory with O(owned_dirs[].purge=true) are removed by this change and are also in
+      RV(changed_files).
+  returned: always
+  type: list
+  elements: str
+  sample: [/etc/nginx/conf.d/old-app.conf]
 diff:
   description: Before and after text of each changed file (shown with C(--diff)).
   returned: when diff mode is on and files change
@@ -278,6 +309,12 @@ ARGUMENT_SPEC = dict(
             state=dict(type="str", choices=["present", "absent"], default="present"),
         ),
     ),
+    owned_dirs=dict(
+        type="list",
+        elements="dict",
+        default=[],
+        options=dict(path=dict(type="str", required=True), purge=dict(type="bool", default=False)),
+    ),
     backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
     backup_keep=dict(type="int", default=10),
     restore_from=dict(type="path"),
@@ -295,13 +332,19 @@ def _mode(spec):
     raise ConfigError("files: mode %r of %s is not an octal mode such as '0644'" % (value, spec["path"]))
 
 
-def _files(params):
+def _files(params, conf_dir, result):
+    """The files to install, with the unmanaged files of purged owned_dirs to remove."""
     files = []
     for spec in params["files"]:
         if spec["state"] == "present" and spec["content"] is None:
             raise ConfigError("files: %s has state present but no content" % spec["path"])
         files.append(dict(spec, mode=_mode(spec)))
-    return files
+    managed = [spec["path"] for spec in files]
+    owned = params["owned_dirs"]
+    unmanaged = staged_config.unmanaged_files(conf_dir, [d["path"] for d in owned], managed)
+    result["unmanaged"] = [os.path.join(conf_dir, path) for path in unmanaged]
+    purged = staged_config.unmanaged_files(conf_dir, [d["path"] for d in owned if d["purge"]], managed)
+    return files + [dict(path=path, state="absent", content=None, mode=0o644) for path in purged]
 
 
 class _Binary(object):
@@ -344,7 +387,7 @@ def _restore(module, binary, conf_dir, result):
 def _change(module, binary, conf_dir, result):
     params = module.params
     main_config = params["main_config"]
-    files = _files(params)
+    files = _files(params, conf_dir, result)
     changes = staged_config.plan(conf_dir, files, main_config=main_config)
     if not changes:
         lua_prefix = binary.facts().get("prefix") if params["lua_fail_on"] != "none" else None
@@ -389,7 +432,7 @@ def main():
     except nginx_binary.NginxBinaryError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
-                  pruned_backups=[], lua_findings=[], recovered=[])
+                  pruned_backups=[], lua_findings=[], recovered=[], unmanaged=[])
     try:
         conf_dir = staged_config.conf_dir_of(params["conf_dir"], params["restore_from"],
                                              lambda: resolve_paths(binary.facts())["conf_path"])
