@@ -22,6 +22,7 @@ __metaclass__ = type
 import binascii
 import contextlib
 import fcntl
+import fnmatch
 import json
 import os
 import re
@@ -77,15 +78,17 @@ def _read(path):
 def unmanaged_files(conf_dir, dirs, managed):
     """Entries directly in each of dirs that no path of managed names, as sorted relative paths.
 
-    dirs and managed are relative to conf_dir (or absolute under it). Subdirectories are left
+    dirs: dicts with path (relative to conf_dir, or absolute under it) and keep (fnmatch
+    patterns of names another task manages, left out). managed: paths. Subdirectories are left
     out; a symlink is an entry of its own and is never followed. A directory that does not
     exist has no entries; one that is a symlink, or leads out of conf_dir, is refused, because
     whoever controls where it points would choose what gets removed.
     """
     managed = set(relative_path(conf_dir, path) for path in managed)
     found = []
-    for name in dirs:
-        rel = relative_path(conf_dir, name)
+    for owned in dirs:
+        rel = relative_path(conf_dir, owned["path"])
+        keep = owned.get("keep") or ()
         live = os.path.join(conf_dir, rel)
         try:
             st = os.lstat(live)
@@ -96,9 +99,11 @@ def unmanaged_files(conf_dir, dirs, managed):
                               % (rel, conf_dir))
         if not stat.S_ISDIR(st.st_mode):
             raise ConfigError("path %s is not a directory" % rel)
-        for entry in os.scandir(live):
-            path = os.path.join(rel, entry.name)
-            if path not in managed and not entry.is_dir(follow_symlinks=False):
+        for name in os.listdir(live):
+            path = os.path.join(rel, name)
+            if path in managed or stat.S_ISDIR(os.lstat(os.path.join(live, name)).st_mode):
+                continue
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in keep):
                 found.append(path)
     return sorted(set(found))
 

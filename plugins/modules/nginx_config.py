@@ -116,6 +116,13 @@ options:
           - Remove the files of this directory that O(files) does not name.
         type: bool
         default: false
+      keep:
+        description:
+          - Shell patterns (as C(fnmatch) reads them) of file names in this directory that
+            another task manages; they are neither reported nor removed.
+        type: list
+        elements: str
+        default: []
   backup_root:
     description:
       - Directory under which each run that changes files creates a backup directory named
@@ -313,7 +320,8 @@ ARGUMENT_SPEC = dict(
         type="list",
         elements="dict",
         default=[],
-        options=dict(path=dict(type="str", required=True), purge=dict(type="bool", default=False)),
+        options=dict(path=dict(type="str", required=True), purge=dict(type="bool", default=False),
+                     keep=dict(type="list", elements="str", default=[])),
     ),
     backup_root=dict(type="path", default="/var/lib/hardened-openresty/config-backups"),
     backup_keep=dict(type="int", default=10),
@@ -341,9 +349,9 @@ def _files(params, conf_dir, result):
         files.append(dict(spec, mode=_mode(spec)))
     managed = [spec["path"] for spec in files]
     owned = params["owned_dirs"]
-    unmanaged = staged_config.unmanaged_files(conf_dir, [d["path"] for d in owned], managed)
+    unmanaged = staged_config.unmanaged_files(conf_dir, owned, managed)
     result["unmanaged"] = [os.path.join(conf_dir, path) for path in unmanaged]
-    purged = staged_config.unmanaged_files(conf_dir, [d["path"] for d in owned if d["purge"]], managed)
+    purged = staged_config.unmanaged_files(conf_dir, [d for d in owned if d["purge"]], managed)
     return files + [dict(path=path, state="absent", content=None, mode=0o644) for path in purged]
 
 

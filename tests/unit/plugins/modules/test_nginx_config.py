@@ -398,6 +398,15 @@ def test_a_change_nginx_rejects_purges_nothing(sites, run_module):
     assert os.path.islink(str(conf / "sites" / "link.conf")) and read(conf / "sites" / "app.conf") == "# app\n"
 
 
+def test_files_another_task_manages_are_kept(sites, run_module):
+    base, conf, files, target = sites
+    (conf / "sites" / "stray.conf").write_text("# the other task's file\n")
+    owned = [{"path": "sites", "purge": True, "keep": ["stray.*"]}]
+    result = run_module(nginx_config, dict(base, files=files, owned_dirs=owned))
+    assert result["unmanaged"] == [str(conf / "sites" / "link.conf")]
+    assert (conf / "sites" / "stray.conf").exists() and not os.path.lexists(str(conf / "sites" / "link.conf"))
+
+
 def test_an_owned_directory_that_is_a_symlink_is_refused(setup, run_module, tmp_path):
     base, conf = setup
     outside = tmp_path / "outside"
