@@ -279,6 +279,63 @@ def _service_writable_root_errors(values):
     return errors
 
 
+_SITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SITE_KEYS = ("name", "template", "content", "state", "enabled")
+
+
+def _site_errors(index, site, seen):
+    name = "server_sites[%d]" % index
+    if not isinstance(site, dict):
+        return ["%s: %r is not a dict with name and template or content" % (name, site)]
+    errors = ["%s: unknown key %r (known: %s)" % (name, key, ", ".join(SITE_KEYS))
+              for key in sorted(site, key=str) if key not in SITE_KEYS]
+    site_name = site.get("name")
+    if not (isinstance(site_name, str) and _SITE_NAME.match(site_name) and ".." not in site_name):
+        errors.append("%s.name: %r is not a site name: letters, digits, '.', '_' and '-', starting with a "
+                      "letter or digit, at most 64 characters, no '..'" % (name, site_name))
+    elif site_name in seen:
+        errors.append("%s.name: %r is used by server_sites[%d] too" % (name, site_name, seen[site_name]))
+    else:
+        seen[site_name] = index
+    state = site.get("state", "present")
+    if state not in ("present", "absent"):
+        errors.append("%s.state: %r is not present or absent" % (name, state))
+    if not isinstance(site.get("enabled", True), bool):
+        errors.append("%s.enabled: %r is not a boolean" % (name, site.get("enabled")))
+    given = [key for key in ("template", "content") if site.get(key) is not None]
+    if state == "present" and len(given) != 1:
+        errors.append("%s: give exactly one of template and content (given: %s)"
+                      % (name, ", ".join(given) or "neither"))
+    for key in given:
+        if not isinstance(site[key], str) or "\x00" in site[key]:
+            errors.append("%s.%s: %r is not text" % (name, key, site[key]))
+    return errors
+
+
+def _sites_errors(values):
+    """server_sites, server_http_snippets, server_purge_unmanaged: shapes and names only; what the
+    files say is for nginx -t and the Lua gate."""
+    errors = []
+    sites = values.get("server_sites")
+    if sites is not None and not isinstance(sites, list):
+        errors.append("server_sites: %r is not a list of sites" % (sites,))
+    elif sites:
+        seen = {}
+        for index, site in enumerate(sites):
+            errors.extend(_site_errors(index, site, seen))
+    snippets = values.get("server_http_snippets")
+    if snippets is not None and not isinstance(snippets, list):
+        errors.append("server_http_snippets: %r is not a list of directives" % (snippets,))
+    elif snippets:
+        for index, snippet in enumerate(snippets):
+            if not isinstance(snippet, str) or not snippet.strip() or "\x00" in snippet:
+                errors.append("server_http_snippets[%d]: %r is not a directive" % (index, snippet))
+    purge = values.get("server_purge_unmanaged", False)
+    if not isinstance(purge, bool):
+        errors.append("server_purge_unmanaged: %r is not a boolean" % (purge,))
+    return errors
+
+
 def server_input_errors(values):
     """Check the `server` role's variables (a dict of name -> value). Return messages."""
     errors = []
@@ -368,6 +425,7 @@ def server_input_errors(values):
     errors.extend(_limit_errors(values))
     errors.extend(_metrics_errors(values))
     errors.extend(_systemd_errors(values))
+    errors.extend(_sites_errors(values))
     return errors
 
 

@@ -442,3 +442,25 @@ def test_verifier_reads_the_g_include_the_service_runs_with(host):
     assert result["service_flags"] == {"conf": None, "prefix": None, "params": params, "origin": "unit nginx"}
     assert extra in result["config_files"]
     assert result["findings"] == [], result["findings"]
+
+
+@pytest.mark.parametrize("name", ["alpha", "beta"])
+def test_each_site_of_server_sites_answers_by_name(host, name):
+    answer = host.check_output("curl -s --max-time 10 -H 'Host: %s.test' http://127.0.0.1:8090/", name)
+    assert answer == "site %s" % name
+
+
+def test_sites_live_in_the_role_directory_and_the_absent_one_does_not(host):
+    sites = host.file("/etc/nginx/hardened/sites")
+    assert sites.user == "root" and sites.group == "root"
+    names = sorted(host.check_output("ls /etc/nginx/hardened/sites").split())
+    assert names == ["alpha.conf", "beta.conf", "molecule-probe.conf"]
+    for name in names:
+        site = host.file("/etc/nginx/hardened/sites/" + name)
+        assert (site.user, site.group, site.mode) == ("root", "root", 0o644)
+
+
+def test_the_http_snippet_is_live(host, effective):
+    assert "log_format molecule_sites '$host $status';" in effective
+    host.check_output("curl -s --max-time 10 -H 'Host: alpha.test' http://127.0.0.1:8090/")
+    assert host.check_output("tail -n 1 /var/log/nginx/sites.log") == "alpha.test 200"

@@ -44,6 +44,11 @@ GOOD = {
     "server_systemd_memory_high": "",
     "server_systemd_tasks_max": "4096",
     "server_systemd_cpu_quota": "",
+    "server_sites": [{"name": "shop", "template": "sites/shop.conf.j2"},
+                     {"name": "api.example.test", "content": "server { listen 8080; }", "enabled": False},
+                     {"name": "old", "state": "absent"}],
+    "server_http_snippets": ["log_format main '$remote_addr $status';"],
+    "server_purge_unmanaged": False,
 }
 
 
@@ -241,3 +246,43 @@ def test_the_filters_documented_examples_return_what_their_docs_say(tmp_path):
     assert lua_app_input_errors({"lua_app_src": str(app), "lua_app_keep_releases": 1}) == [
         "lua_app_keep_releases: 1 must be an integer of at least 2 "
         "(the live release and the previous one are always kept)"]
+
+
+@pytest.mark.parametrize("site,expected", [
+    ({"name": "../etc/passwd", "content": "x"}, "server_sites[0].name: '../etc/passwd' is not a site name"),
+    ({"name": "a/b", "content": "x"}, "server_sites[0].name: 'a/b' is not a site name"),
+    ({"name": "a..b", "content": "x"}, "no '..'"),
+    ({"name": "tab\there", "content": "x"}, "server_sites[0].name: 'tab\\there' is not a site name"),
+    ({"name": ".hidden", "content": "x"}, "starting with a letter or digit"),
+    ({"name": "x" * 65, "content": "x"}, "at most 64 characters"),
+    ({"name": 7, "content": "x"}, "server_sites[0].name: 7 is not a site name"),
+    ({"name": "shop"}, "server_sites[0]: give exactly one of template and content (given: neither)"),
+    ({"name": "shop", "content": "x", "template": "t.j2"}, "(given: template, content)"),
+    ({"name": "shop", "content": "x", "state": "gone"}, "server_sites[0].state: 'gone' is not present or absent"),
+    ({"name": "shop", "content": "x", "enabled": "no"}, "server_sites[0].enabled: 'no' is not a boolean"),
+    ({"name": "shop", "content": "x", "templat": "t.j2"}, "server_sites[0]: unknown key 'templat'"),
+    ({"name": "shop", "content": "a\x00b"}, "server_sites[0].content: 'a\\x00b' is not text"),
+    ("shop", "server_sites[0]: 'shop' is not a dict"),
+])
+def test_bad_sites_are_refused_by_name(site, expected):
+    errors = errors_for(server_sites=[site])
+    assert len(errors) == 1 and expected in errors[0], errors
+
+
+def test_a_site_name_used_twice_is_refused_naming_both():
+    errors = errors_for(server_sites=[{"name": "a", "content": "x"}, {"name": "a", "template": "t"}])
+    assert errors == ["server_sites[1].name: 'a' is used by server_sites[0] too"]
+
+
+def test_an_absent_site_needs_no_content():
+    assert errors_for(server_sites=[{"name": "gone", "state": "absent"}]) == []
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("server_sites", {"name": "a"}, "server_sites: {'name': 'a'} is not a list of sites"),
+    ("server_http_snippets", "gzip on;", "server_http_snippets: 'gzip on;' is not a list of directives"),
+    ("server_http_snippets", ["  "], "server_http_snippets[0]: '  ' is not a directive"),
+    ("server_purge_unmanaged", "yes", "server_purge_unmanaged: 'yes' is not a boolean"),
+])
+def test_bad_site_variables_are_refused_by_name(name, value, expected):
+    assert errors_for(**{name: value}) == [expected]
