@@ -168,6 +168,8 @@ attributes:
       Lua checks, but C(nginx -t) does not run, because it creates the log files, pid file and
       temporary directories the configuration names; RV(nginx_test_output) says what would be
       tested. An interrupted install is reported in RV(recovered) but not rolled back.
+      On a host where the binary is not installed yet (a first run in check mode), the files
+      are compared with O(conf_dir) and reported (with their diff) without any test.
   diff_mode:
     support: full
 notes:
@@ -301,6 +303,8 @@ from ansible_collections.hardened.openresty.plugins.module_utils import staged_c
 from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import ConfigError
 
 _OCTAL = re.compile(r"^0?[0-7]{3,4}$")
+NOT_INSTALLED = ("not run in check mode: %s is not installed yet; once it is, the files are tested with "
+                 "nginx -t and the Lua rules before they are installed")
 
 ARGUMENT_SPEC = dict(
     conf_dir=dict(type="path"),
@@ -431,17 +435,35 @@ def _change(module, binary, conf_dir, result):
                                                            current=result["backup_dir"])
 
 
+def _preview_before_install(module, binary_path, result):
+    """Check mode on a host where nginx is not installed yet: what would be written, untested."""
+    params = module.params
+    if params["restore_from"] or not params["conf_dir"]:
+        raise ConfigError("%s is not installed: check mode can only preview files with conf_dir set" % binary_path)
+    conf_dir = params["conf_dir"]
+    changes = staged_config.plan(conf_dir, _files(params, conf_dir, result), main_config=params["main_config"])
+    result.update(changed=bool(changes), changed_files=[os.path.join(conf_dir, c["path"]) for c in changes],
+                  nginx_test_output=NOT_INSTALLED % binary_path)
+    if module._diff:
+        result["diff"] = staged_config.diff(conf_dir, changes)
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=[["files", "restore_from"]],
                            required_one_of=[["files", "restore_from"]], supports_check_mode=True)
     params = module.params
-    try:
-        binary = _Binary(module, nginx_binary.find_binary(params["binary"], module.get_bin_path))
-    except nginx_binary.NginxBinaryError as exc:
-        module.fail_json(msg=str(exc))
     result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
                   pruned_backups=[], lua_findings=[], recovered=[], unmanaged=[])
     try:
+        binary = _Binary(module, nginx_binary.find_binary(params["binary"], module.get_bin_path))
+    except nginx_binary.NginxBinaryError as exc:
+        if not module.check_mode:
+            module.fail_json(msg=str(exc))
+        binary = _Binary(module, params["binary"] or "nginx")
+    try:
+        if module.check_mode and not os.path.isfile(binary.path):
+            _preview_before_install(module, binary.path, result)
+            module.exit_json(**result)
         conf_dir = staged_config.conf_dir_of(params["conf_dir"], params["restore_from"],
                                              lambda: resolve_paths(binary.facts())["conf_path"])
         if module.check_mode:

@@ -416,3 +416,20 @@ def test_an_owned_directory_that_is_a_symlink_is_refused(setup, run_module, tmp_
     result = run_module(nginx_config, dict(base, files=[], owned_dirs=[{"path": "sites", "purge": True}]))
     assert result["failed"] and "sites is a symlink" in result["msg"]
     assert (outside / "precious").exists()
+
+
+def test_check_mode_before_nginx_is_installed_previews_the_files_and_writes_nothing(tmp_path, run_module):
+    conf = tmp_path / "etc" / "nginx"
+    args = {"binary": str(tmp_path / "not-installed" / "nginx"), "conf_dir": str(conf),
+            "backup_root": str(tmp_path / "backups"),
+            "files": [{"path": "nginx.conf", "content": "events {}\n"}, {"path": "hardened/sites/a.conf", "content": "#\n"}],
+            "owned_dirs": [{"path": "hardened/sites", "purge": True}], "lua_fail_on": "high"}
+    result = run_module(nginx_config, args, check_mode=True, diff=True)
+    assert not result["failed"], result["msg"]
+    assert result["changed"] is True
+    assert result["changed_files"] == [str(conf / "nginx.conf"), str(conf / "hardened" / "sites" / "a.conf")]
+    assert "is not installed yet" in result["nginx_test_output"]
+    assert [d["after"] for d in result["diff"]] == ["events {}\n", "#\n"]
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "backups").exists()
+    real = run_module(nginx_config, args)
+    assert real["failed"], "without check mode a missing binary is an error"
