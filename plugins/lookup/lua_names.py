@@ -8,7 +8,8 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: lua_names
-author: hardened.openresty contributors
+author:
+  - hardened.openresty contributors (!UNKNOWN)
 version_added: 0.2.0
 short_description: The shared dict, key and location names the collection's Lua helpers use
 description:

@@ -134,8 +134,7 @@ def _directives(nodes):
     for node in nodes:
         yield node
         if node.block:
-            for child in _directives(node.block):
-                yield child
+            yield from _directives(node.block)
 
 
 def _location(config, path):
@@ -379,8 +378,8 @@ def test_literal_uses_finds_what_the_helpers_used_to_write():
     assert literal_uses('local dict = ngx.shared.hardened_openresty_release', ORIGINAL) == [
         ("release_dict", "hardened_openresty_release")]
     assert literal_uses('dict:set("pid:" .. worker, ngx.worker.pid())', ORIGINAL) == [("release_pid_key", "pid:")]
-    assert sorted(literal_uses("key:match('^worker:(%d+)$')", ORIGINAL)) == [("metrics_worker_key", "worker:"),
-                                                                              ("release_worker_key", "worker:")]
+    assert sorted(literal_uses("key:match('^worker:(%d+)$')", ORIGINAL)) == [
+        ("metrics_worker_key", "worker:"), ("release_worker_key", "worker:")]
     assert literal_uses('location = /hardened-openresty/stub_status {', ORIGINAL) == [
         ("stub_status_path", "/hardened-openresty/stub_status")]
     # Words in messages are no key prefixes.
