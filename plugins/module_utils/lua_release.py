@@ -393,20 +393,23 @@ def release_module_source(release):
 
     Loaded through lua_package_path (so through `current`) in a worker's fresh Lua VM, its
     init_worker() records which release and pid that worker runs: the proof that a reload
-    flushed the code cache. The keys match what hardened.openresty.server's metrics read.
+    flushed the code cache. The dict and its keys come from hardened_names, which
+    hardened.openresty.server installs in the first module root for its own helpers.
     """
     return ('-- Written by hardened.openresty.lua_app: the release this directory holds.\n'
             '-- init_worker() records the release and pid of the worker that loaded it.\n'
+            'local names = require("hardened_names")\n'
+            '\n'
             'local _M = { id = "%s" }\n'
             '\n'
             'function _M.init_worker(err)\n'
-            '    local dict, worker = ngx.shared.hardened_openresty_release, ngx.worker.id()\n'
+            '    local dict, worker = ngx.shared[names.release_dict], ngx.worker.id()\n'
             '    if not dict or not worker then\n'
             '        return\n'
             '    end\n'
-            '    dict:set("worker:" .. worker, _M.id)\n'
-            '    dict:set("pid:" .. worker, ngx.worker.pid())\n'
-            '    dict:set("error:" .. worker, err or "")\n'
+            '    dict:set(names.release_worker_key .. worker, _M.id)\n'
+            '    dict:set(names.release_pid_key .. worker, ngx.worker.pid())\n'
+            '    dict:set(names.release_error_key .. worker, err or "")\n'
             'end\n'
             '\n'
             'return _M\n' % release)

@@ -16,6 +16,7 @@ import os
 import posixpath
 import re
 
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_names import LUA_NAMES
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import (
     MODULE_NAME,
     module_path_candidates,
@@ -73,7 +74,7 @@ _SYSTEMD_SIZE = re.compile(r"^([0-9]+)([KMGT]?)$")
 _SYSTEMD_SIZE_FACTORS = {"": 1, "K": 1024, "M": 1024 ** 2, "G": 1024 ** 3, "T": 1024 ** 4}
 _PERCENT = re.compile(r"^([0-9]+)%$")
 # Location the metrics endpoint reads connection numbers from (see the metrics template).
-STUB_STATUS_PATH = "/hardened-openresty/stub_status"
+STUB_STATUS_PATH = LUA_NAMES["stub_status_path"]
 
 
 def ssl_protocols_errors(name, value):

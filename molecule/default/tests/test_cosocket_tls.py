@@ -3,7 +3,7 @@
 Loopback TLS servers (openssl s_server, started as transient systemd units) answer with a
 certificate for tls.molecule.test from a CA that the role's lua_ssl_trusted_certificate
 bundle holds, from a CA it does not hold, and over TLSv1.1 only. A Lua location
-(/probe/tls, files/molecule-probe.conf) calls sslhandshake(nil, name, true) on each. All
+(/probe/tls, files/molecule-probe.conf.j2) calls sslhandshake(nil, name, true) on each. All
 traffic stays on loopback inside the container.
 """
 

@@ -154,6 +154,12 @@ def test_module_roots_are_read_only_inside_the_service_even_for_root(host, path)
 # zone of 127.0.0.1 and wait until it has drained again.
 METRICS_URL = "http://127.0.0.1:9145/metrics"
 RELEASE_DOUBLE = "molecule-probe"  # files/hardened_release.lua
+# The server role's local fact: it records the shared dict names its Lua helpers use.
+FACT = "/etc/ansible/facts.d/hardened_openresty.fact"
+
+
+def lua_names(host):
+    return json.loads(host.file(FACT).content_string)["lua_names"]
 
 
 def scrape(host):
@@ -225,8 +231,9 @@ def test_metrics_parse_with_help_type_and_prometheus_names(host):
         for (name, labels), _value in samples.items() if name == "openresty_lua_app_release_info"
     }
     assert releases == {worker: RELEASE_DOUBLE for worker in workers}
-    capacity = samples[("openresty_lua_shared_dict_capacity_bytes", frozenset({("dict", "hardened_openresty_metrics")}))]
-    free = samples[("openresty_lua_shared_dict_free_bytes", frozenset({("dict", "hardened_openresty_metrics")}))]
+    metrics_dict = lua_names(host)["metrics_dict"]
+    capacity = samples[("openresty_lua_shared_dict_capacity_bytes", frozenset({("dict", metrics_dict)}))]
+    free = samples[("openresty_lua_shared_dict_free_bytes", frozenset({("dict", metrics_dict)}))]
     assert capacity == 1024 * 1024 and 0 < free < capacity
     assert ("openresty_lua_shared_dict_capacity_bytes", frozenset({("dict", "molecule_probe")})) in samples
     assert samples[("openresty_connections_active", frozenset())] >= 1

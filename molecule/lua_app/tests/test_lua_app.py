@@ -10,6 +10,8 @@ import pytest
 
 ROOT = "/opt/hardened-openresty/app"
 STATUS = "http://127.0.0.1:8399/hardened-openresty/release"
+# The server role's local fact: it records the shared dict names its Lua helpers use.
+FACT = "/etc/ansible/facts.d/hardened_openresty.fact"
 
 
 def get(host, url):
@@ -64,7 +66,8 @@ def test_refused_release_left_nothing_and_rolled_back_one_is_kept(host):
 def test_the_release_is_loaded_through_current(host):
     effective = host.check_output("nginx -T 2>/dev/null")
     assert ROOT + "/current/?.lua" in effective
-    assert "lua_shared_dict hardened_openresty_release 1m;" in effective
+    release_dict = json.loads(host.file(FACT).content_string)["lua_names"]["release_dict"]
+    assert "lua_shared_dict %s 1m;" % release_dict in effective
     # The one init_worker_by_lua* nginx accepts is the server role's.
     assert len(re.findall(r"^\s*init_worker_by_lua", effective, re.M)) == 1
 

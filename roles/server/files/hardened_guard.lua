@@ -12,10 +12,12 @@
 --   local line, err = sock:receive("*l")
 --   guard.note_socket_error("receive", err)  -- for sockets other libraries own
 
+local names = require("hardened_names")
+
 local _M = {}
 
 -- Shared with hardened_metrics, which renders the counters.
-_M.DICT = "hardened_openresty_metrics"
+_M.DICT = names.metrics_dict
 _M.REGEX_KEY = "count:regex_match_limit_hits"
 _M.TIMEOUT_KEY_PREFIX = "count:cosocket_timeouts:"
 _M.SOCKET_OPERATIONS = { "connect", "sslhandshake", "send", "receive" }

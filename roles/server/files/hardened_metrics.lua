@@ -8,16 +8,13 @@
 -- disappears instead of reporting old numbers.
 
 local guard = require("hardened_guard")
+local names = require("hardened_names")
 
 local _M = {}
 
 local config = {
     interval = 5,
-    release_dict = "hardened_openresty_release",
-    stub_status = "/hardened-openresty/stub_status",
 }
-
-local WORKER_PREFIX = "worker:"
 
 -- The publisher is itself a timer: pending while it waits, running while it publishes.
 -- The numbers leave it out, so that they show the application's timers only.
@@ -37,7 +34,7 @@ local function publish(in_publisher)
     local running = ngx.timer.running_count() - (in_publisher and 1 or 0)
     local line = string.format("%.0f %d %d %.3f", collectgarbage("count") * 1024,
                                pending, running, ngx.now())
-    local ok, err = dict:set(WORKER_PREFIX .. id, line, config.interval * 3)
+    local ok, err = dict:set(names.metrics_worker_key .. id, line, config.interval * 3)
     if not ok then
         ngx.log(ngx.ERR, "hardened_metrics: cannot publish worker ", id, ": ", err)
     end
@@ -105,10 +102,18 @@ local function sorted_keys(map)
     return keys
 end
 
+-- The worker id of a key "<prefix><id>", or nil for any other key.
+local function worker_id(key, prefix)
+    if key:sub(1, #prefix) == prefix then
+        return key:sub(#prefix + 1):match("^%d+$")
+    end
+    return nil
+end
+
 local function worker_samples(dict)
     local workers = {}
     for _, key in ipairs(dict:get_keys(0)) do
-        local id = key:match("^" .. WORKER_PREFIX .. "(%d+)$")
+        local id = worker_id(key, names.metrics_worker_key)
         local line = id and dict:get(key)
         if line then
             local bytes, pending, running, time = line:match("^(%S+) (%S+) (%S+) (%S+)$")
@@ -127,17 +132,17 @@ local function worker_samples(dict)
     return columns
 end
 
--- Releases recorded at init_worker (see hardened_worker): key "worker:<id>", value the
--- release id that worker loaded, empty when it could not load one.
+-- Releases recorded at init_worker (see hardened_worker): key release_worker_key .. <id>,
+-- value the release id that worker loaded, empty when it could not load one.
 local function release_samples()
-    local dict = ngx.shared[config.release_dict]
+    local dict = ngx.shared[names.release_dict]
     local samples = {}
     if not dict then
         return samples
     end
     local releases = {}
     for _, key in ipairs(dict:get_keys(0)) do
-        local id = key:match("^worker:(%d+)$")
+        local id = worker_id(key, names.release_worker_key)
         local release = id and dict:get(key)
         if release ~= nil and release ~= "" then
             releases[tonumber(id)] = release
@@ -160,7 +165,7 @@ local function shared_dict_samples()
 end
 
 local function stub_status()
-    local res = ngx.location.capture(config.stub_status)
+    local res = ngx.location.capture(names.stub_status_path)
     if res.status ~= 200 then
         return nil
     end

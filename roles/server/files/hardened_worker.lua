@@ -10,19 +10,20 @@
 --    errors; or record that no release could be loaded.
 
 local metrics = require("hardened_metrics")
+local names = require("hardened_names")
 
 local _M = {}
 
 local function record_missing_release(dict, worker, err)
     ngx.log(ngx.ERR, "hardened_worker: no release loaded: ", err)
-    dict:set("worker:" .. worker, "")
-    dict:set("pid:" .. worker, ngx.worker.pid())
-    dict:set("error:" .. worker, "no release loaded: " .. tostring(err))
+    dict:set(names.release_worker_key .. worker, "")
+    dict:set(names.release_pid_key .. worker, ngx.worker.pid())
+    dict:set(names.release_error_key .. worker, "no release loaded: " .. tostring(err))
 end
 
 function _M.init_worker(options)
     options = options or {}
-    metrics.start({ interval = options.metrics_interval, release_dict = options.release_dict })
+    metrics.start({ interval = options.metrics_interval })
 
     local failures = {}
     for _, name in ipairs(options.modules or {}) do
@@ -35,7 +36,7 @@ function _M.init_worker(options)
         end
     end
 
-    local dict, worker = ngx.shared[options.release_dict or ""], ngx.worker.id()
+    local dict, worker = ngx.shared[names.release_dict], ngx.worker.id()
     if dict and worker then
         local ok, release = pcall(require, "hardened_release")
         if not ok then
