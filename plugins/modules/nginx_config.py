@@ -65,7 +65,8 @@ options:
   binary:
     description:
       - Path of the nginx binary.
-      - Default is C(openresty) if it is on the path, else C(nginx).
+      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
+        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
     type: path
   files:
     description:
