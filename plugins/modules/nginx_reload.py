@@ -27,13 +27,13 @@ description:
     worker the master logged as killed and respawned. Once it serves, the module returns as
     soon as every old worker still running is shutting down (its title says so), else one
     second after the new generation appeared or at O(timeout), whichever comes first. It
-    does not wait for old workers to exit: those still running (finishing their
+    does not wait for old workers to exit; those still running (finishing their
     connections, or stuck in Lua code that never yields) have been told to quit by nginx
     and are reported in RV(old_workers_draining).
   - With O(restart=true) (a changed systemd drop-in) it runs C(systemctl daemon-reload) and
     C(systemctl restart) after the test, and proves that a new master (not the one that ran
-    before) runs with at least one worker that is not shutting down (a started service: a
-    master with such a worker). A configuration that passes C(-t) and fails at start (a Lua
+    before) runs with at least one worker that is not shutting down (for a started service,
+    a master with such a worker). A configuration that passes C(-t) and fails at start (a Lua
     error in C(init_by_lua*), as C(nginx -t) does not create a Lua VM) fails with nginx's
     words; the caller restores the previous files and starts again (the server role's
     handler does).
