@@ -264,6 +264,8 @@ from ansible_collections.hardened.openresty.plugins.module_utils import staged_c
 from ansible_collections.hardened.openresty.plugins.module_utils.staged_config import ConfigError
 
 _OCTAL = re.compile(r"^0?[0-7]{3,4}$")
+# (uid, gid) of every file installed: root:root. Tests that do not run as root set their own.
+OWNER = (0, 0)
 
 ARGUMENT_SPEC = dict(
     conf_dir=dict(type="path"),
@@ -346,7 +348,7 @@ def _change(module, binary, conf_dir, result):
     params = module.params
     main_config = params["main_config"]
     files = _files(params)
-    changes = staged_config.plan(conf_dir, files, main_config=main_config)
+    changes = staged_config.plan(conf_dir, files, main_config=main_config, owner=OWNER)
     if not changes:
         lua_prefix = binary.facts().get("prefix") if params["lua_fail_on"] != "none" else None
         staged_config.refuse_weak_lua(os.path.join(conf_dir, main_config), params["lua_fail_on"],
@@ -371,7 +373,7 @@ def _change(module, binary, conf_dir, result):
         return
     result["backup_dir"] = staged_config.new_backup_dir(params["backup_root"])
     try:
-        result["backups"] = staged_config.install(conf_dir, changes, result["backup_dir"])
+        result["backups"] = staged_config.install(conf_dir, changes, result["backup_dir"], owner=OWNER)
     except staged_config.InstallError:
         raise
     except (ConfigError, OSError) as exc:
