@@ -242,7 +242,8 @@ def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout
       workers still running are listed in old_workers_draining: they were told to quit
       and finish their connections (or spin in Lua code that never yields). The verdict
       comes at once when no old worker still looks active, else `settle` seconds after the
-      new generation appeared (nginx forks all new workers before it signals the old);
+      new generation appeared (nginx forks all new workers before it signals the old) or
+      at the timeout, whichever comes first;
     - "rejected": the master logged why the configuration failed (load_failures()) and no
       new generation came for `grace` seconds after it: nginx serves with the old workers;
     - "timeout": no new generation within timeout seconds;
@@ -263,7 +264,9 @@ def wait_for_reload(master_pid, old_pids, list_processes, new_log_lines, timeout
         elif generation > 0:
             if generation_since is None:
                 generation_since = now
-            if not state["old_active"] or now - generation_since >= min(settle, timeout):
+            # A new generation serving is the success: at the timeout too, even when the
+            # old workers have not all been seen shutting down yet.
+            if not state["old_active"] or now - generation_since >= settle or now - start >= timeout:
                 outcome = "reloaded"
         elif load_failures(lines, master_pid):
             # Config load failures are logged before any worker would be forked; the grace

@@ -32,6 +32,10 @@ SEALED_FILE_MODE = 0o444
 MAX_SYMLINK_HOPS = 40
 _COPY_CHUNK = 1024 * 1024
 
+# (uid, gid) a sealed tree belongs to. Every function that checks or sets ownership takes an
+# owner argument with this default; tests that do not run as root pass their own.
+ROOT = (0, 0)
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
@@ -54,18 +58,23 @@ def _wanted_mode(kind):
     return {"directory": SEALED_DIR_MODE, "file": SEALED_FILE_MODE}.get(kind)
 
 
-def _writable_by_others(st):
-    """Someone other than root can change this inode (its owner, or a group/other bit)."""
-    return st.st_uid != 0 or bool(stat.S_IMODE(st.st_mode) & 0o022)
+def _owned_by(st, owner):
+    return (st.st_uid, st.st_gid) == tuple(owner)
 
 
-def _entry_deviation(path, st, leaves=None):
+def _writable_by_others(st, owner=ROOT):
+    """Someone other than the owner (root) can change this inode (its owner, or a group/other bit)."""
+    return st.st_uid != owner[0] or bool(stat.S_IMODE(st.st_mode) & 0o022)
+
+
+def _entry_deviation(path, st, leaves=None, owner=ROOT):
     kind = _kind(st)
     mode = stat.S_IMODE(st.st_mode)
     reasons = []
     action = "repair"
-    if st.st_uid != 0 or st.st_gid != 0:
-        reasons.append("owned by %d:%d, not root:root" % (st.st_uid, st.st_gid))
+    if not _owned_by(st, owner):
+        reasons.append("owned by %d:%d, not %s" % (st.st_uid, st.st_gid,
+                                                    "root:root" if tuple(owner) == ROOT else "%d:%d" % owner))
     wanted = _wanted_mode(kind)
     if kind == "special":
         reasons.append("not a regular file, directory or symlink")
@@ -81,7 +90,7 @@ def _entry_deviation(path, st, leaves=None):
         # chmod would change the other names too, and a copy would publish their content.
         reasons.append("has %d hard links" % st.st_nlink)
         kind, action = "special", "refuse"
-    elif kind == "file" and _writable_by_others(st):
+    elif kind == "file" and _writable_by_others(st, owner):
         action = "replace"
     return {
         "path": path,
@@ -181,8 +190,9 @@ def walk(root):
         dirnames.sort()
 
 
-def find_deviations(root):
-    """Return a list of deviation dicts (path, kind, mode, uid, gid, reason, action).
+def find_deviations(root, owner=ROOT):
+    """Return a list of deviation dicts (path, kind, mode, uid, gid, reason, action): what is
+    not owned by owner (uid, gid), not 0555/0444, or a link out of the tree.
 
     action says what seal() does: repair (chown/chmod), replace (a fresh copy of a file
     someone else could write), remove (a symlink that leaves the tree) or refuse (special
@@ -195,7 +205,7 @@ def find_deviations(root):
         leaves = None
         if stat.S_ISLNK(st.st_mode):
             leaves = link_escape(os.path.join(top, os.path.relpath(path, root)), top)
-        deviation = _entry_deviation(path, st, leaves)
+        deviation = _entry_deviation(path, st, leaves, owner)
         if deviation:
             found.append(deviation)
     return found
@@ -216,9 +226,9 @@ def _open_checked(name, dir_fd, flags, expected):
     return fd, st
 
 
-def _fix_fd(fd, st, kind):
-    if st.st_uid != 0 or st.st_gid != 0:
-        os.fchown(fd, 0, 0)
+def _fix_fd(fd, st, kind, owner):
+    if not _owned_by(st, owner):
+        os.fchown(fd, owner[0], owner[1])
     os.fchmod(fd, _wanted_mode(kind))
 
 
@@ -231,13 +241,13 @@ def _chunks_of(src_fd):
         yield block
 
 
-def _replace_file(dir_fd, name, src_fd):
-    """Write a fresh root-owned 0444 copy of src_fd next to name and rename it over name."""
-    _write_fresh(dir_fd, name, _chunks_of(src_fd))
+def _replace_file(dir_fd, name, src_fd, owner):
+    """Write a fresh 0444 copy of src_fd, owned by owner, next to name and rename it over name."""
+    _write_fresh(dir_fd, name, _chunks_of(src_fd), owner)
 
 
-def _write_fresh(dir_fd, name, chunks):
-    """Write chunks into a new root-owned 0444 file next to name, then rename it over name."""
+def _write_fresh(dir_fd, name, chunks, owner):
+    """Write chunks into a new 0444 file owned by owner next to name, then rename it over name."""
     tmp = ".sealed-%s-%s" % (os.getpid(), os.urandom(6).hex())
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                   0o600, dir_fd=dir_fd)
@@ -245,7 +255,7 @@ def _write_fresh(dir_fd, name, chunks):
         for block in chunks:
             while block:
                 block = block[os.write(out, block):]
-        os.fchown(out, 0, 0)
+        os.fchown(out, owner[0], owner[1])
         os.fchmod(out, SEALED_FILE_MODE)
         os.fsync(out)
     except BaseException:
@@ -256,12 +266,12 @@ def _write_fresh(dir_fd, name, chunks):
     os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def _seal_dir(fd, st, path, fixed):
+def _seal_dir(fd, st, path, fixed, owner):
     """Seal the open directory fd (lstat st), then everything in it."""
-    deviation = _entry_deviation(path, st)
+    deviation = _entry_deviation(path, st, owner=owner)
     if deviation:
         # Sealed first: from here on nobody but root can add, rename or remove its entries.
-        _fix_fd(fd, st, "directory")
+        _fix_fd(fd, st, "directory", owner)
         fixed.append(deviation)
     for name in sorted(os.listdir(fd)):
         entry = os.path.join(path, name)
@@ -270,29 +280,29 @@ def _seal_dir(fd, st, path, fixed):
         if kind == "directory":
             child, cst = _open_checked(name, fd, _DIR_FLAGS, est)
             try:
-                _seal_dir(child, cst, entry, fixed)
+                _seal_dir(child, cst, entry, fixed, owner)
             finally:
                 os.close(child)
             continue
-        deviation = _entry_deviation(entry, est)
+        deviation = _entry_deviation(entry, est, owner=owner)
         if not deviation:
             continue
         fixed.append(deviation)
         if deviation["action"] == "refuse":
             continue
         if kind == "symlink":
-            os.chown(name, 0, 0, dir_fd=fd, follow_symlinks=False)
+            os.chown(name, owner[0], owner[1], dir_fd=fd, follow_symlinks=False)
             continue
         src, sst = _open_checked(name, fd, _FILE_FLAGS, est)
         try:
             if deviation["action"] == "replace":
-                _replace_file(fd, name, src)
+                _replace_file(fd, name, src, owner)
             elif sst.st_nlink > 1:
                 # Linked from elsewhere since the check: chmod would reach the other name too.
                 deviation.update(kind="special", action="refuse",
                                  reason=deviation["reason"] + "; has %d hard links" % sst.st_nlink)
             else:
-                _fix_fd(src, sst, "file")
+                _fix_fd(src, sst, "file", owner)
         finally:
             os.close(src)
 
@@ -313,15 +323,16 @@ def _remove_links(fd, path, doomed, removed):
             removed.append(doomed[entry])
 
 
-def seal(root, check_mode=False):
-    """Bring root to the sealed state. Return the deviations that were (or would be) fixed.
+def seal(root, check_mode=False, owner=ROOT):
+    """Bring root to the sealed state, owned by owner (uid, gid). Return the deviations that
+    were (or would be) fixed.
 
     Special and hard-linked files are reported but left alone (action "refuse"): removing
     them is the operator's decision. Raises SealError if the tree changes in a way the
     repair cannot explain (it stops there; what was fixed stays fixed).
     """
     if check_mode:
-        return find_deviations(root)
+        return find_deviations(root, owner)
     top = os.path.realpath(root)
     # The root is followed when it is a symlink (as nginx follows it); its ancestors and
     # every hop to it are the ancestor check's business (writable_ancestors).
@@ -329,7 +340,7 @@ def seal(root, check_mode=False):
     fixed = []
     try:
         st = os.fstat(fd)
-        _seal_dir(fd, st, root, fixed)
+        _seal_dir(fd, st, root, fixed, owner)
         # Once every directory is sealed nothing but root can change a hop: only now is a
         # link's resolution final. All are judged before any is removed, so that a link
         # whose next hop leaves is not mistaken for a dangling one inside.
@@ -338,7 +349,7 @@ def seal(root, check_mode=False):
             if stat.S_ISLNK(lst.st_mode):
                 leaves = link_escape(path, top)
                 if leaves:
-                    doomed[path] = _entry_deviation(path, lst, leaves)
+                    doomed[path] = _entry_deviation(path, lst, leaves, owner)
         removed = []
         _remove_links(fd, top, doomed, removed)
     finally:
@@ -354,15 +365,15 @@ def seal(root, check_mode=False):
     return fixed
 
 
-def _file_bytes(dir_fd, name):
-    """The content of the regular, root-owned 0444 file name in dir_fd, or None."""
+def _file_bytes(dir_fd, name, owner):
+    """The content of the regular 0444 file name in dir_fd owned by owner, or None."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError:
         return None
     try:
         st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or st.st_gid != 0
+        if (not stat.S_ISREG(st.st_mode) or not _owned_by(st, owner)
                 or stat.S_IMODE(st.st_mode) != SEALED_FILE_MODE or st.st_nlink != 1):
             return None
         return b"".join(_chunks_of(fd))
@@ -375,8 +386,9 @@ def _check_name(name):
         raise SealError("%r is not a plain file name" % name)
 
 
-def install_files(root, files, check_mode=False):
-    """Give the sealed directory root exactly these files (name -> bytes), root:root 0444.
+def install_files(root, files, check_mode=False, owner=ROOT):
+    """Give the sealed directory root exactly these files (name -> bytes), 0444 and owned by
+    owner (root:root).
 
     A file whose content, owner, mode or link count differs is replaced by a fresh copy
     written through the directory's descriptor and renamed over it (a new inode), never
@@ -389,22 +401,23 @@ def install_files(root, files, check_mode=False):
     try:
         for name in sorted(files):
             data = files[name]
-            if _file_bytes(fd, name) == data:
+            if _file_bytes(fd, name, owner) == data:
                 continue
             installed.append(name)
             if not check_mode:
                 existing = os.stat(name, dir_fd=fd, follow_symlinks=False) if name in os.listdir(fd) else None
                 if existing is not None and stat.S_ISDIR(existing.st_mode):
                     raise SealError("%s/%s is a directory" % (root, name))
-                _write_fresh(fd, name, [data])
+                _write_fresh(fd, name, [data], owner)
     finally:
         os.close(fd)
     return installed
 
 
-def ensure_link(directory, name, target):
+def ensure_link(directory, name, target, owner=ROOT):
     """Create the symlink directory/name -> target and the sealed directory it names, both
-    relative to directory, unless name exists (whatever it is). Returns True if created.
+    relative to directory and owned by owner (root:root), unless name exists (whatever it
+    is). Returns True if created.
 
     target is a relative path of plain names (for example releases/initial); every directory
     on the way is opened without following links, so nothing is created outside directory.
@@ -432,12 +445,12 @@ def ensure_link(directory, name, target):
                 os.close(at)
                 at = child
                 if created:
-                    os.fchown(at, 0, 0)
+                    os.fchown(at, owner[0], owner[1])
                     os.fchmod(at, SEALED_DIR_MODE if index == len(parts) - 1 else 0o755)
         finally:
             os.close(at)
         os.symlink(target, name, dir_fd=fd)
-        os.chown(name, 0, 0, dir_fd=fd, follow_symlinks=False)
+        os.chown(name, owner[0], owner[1], dir_fd=fd, follow_symlinks=False)
         return True
     finally:
         os.close(fd)

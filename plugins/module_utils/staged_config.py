@@ -808,38 +808,33 @@ class LuaPolicyError(ConfigError):
         self.findings = findings
 
 
-def lua_policy_findings(main_path, threshold, policy=None, prefix=None, staged_root=None, conf_dir=None):
-    """The verifier's configuration rules on the tree at main_path, at or above threshold.
-
-    Returns findings as lua_sandbox_verify does ({rule, severity, message, file, line});
-    paths under staged_root are shown as the live paths under conf_dir. Raises
-    nginx_parser.NginxParseError when the tree cannot be read or parsed, ValueError for a
-    bad policy.
-    """
-    lua_rules.make_policy(policy)
-    config = nginx_parser.load_tree(main_path)
-    report = lua_rules.evaluate(config, policy=policy, prefix=prefix)
-    found = []
-    for finding in lua_rules.at_or_above(report["findings"], threshold):
-        finding = dict(finding, file=_live_path(finding["file"], staged_root, conf_dir))
-        if staged_root:
-            finding["message"] = finding["message"].replace(staged_root, conf_dir.rstrip("/"))
-        found.append(finding)
-    return found
+def _live_finding(finding, staged_root, conf_dir):
+    """finding with the paths under staged_root shown as the live paths under conf_dir."""
+    finding = dict(finding, file=_live_path(finding["file"], staged_root, conf_dir))
+    if staged_root:
+        finding["message"] = finding["message"].replace(staged_root, conf_dir.rstrip("/"))
+    return finding
 
 
 def refuse_weak_lua(main_path, fail_on, policy=None, prefix=None, staged_root=None, conf_dir=None):
-    """Raise ConfigError (LuaPolicyError with the findings) when the tree at main_path has a
-    finding at or above fail_on; nothing when fail_on is none."""
+    """Raise ConfigError (LuaPolicyError with the findings) when the verifier's configuration
+    rules (lua_rules.verify_tree) find something at or above fail_on in the tree at
+    main_path; nothing when fail_on is none. Findings are as lua_sandbox_verify returns them
+    ({rule, severity, message, file, line}), with the paths under staged_root shown as the
+    live paths under conf_dir."""
     if fail_on == "none":
         return
     try:
-        found = lua_policy_findings(main_path, fail_on, policy=policy, prefix=prefix, staged_root=staged_root,
-                                    conf_dir=conf_dir)
+        # A bad policy is reported whether or not the tree parses.
+        lua_rules.make_policy(policy)
     except ValueError as exc:
         raise ConfigError("lua_policy: %s" % exc)
+    try:
+        report = lua_rules.verify_tree(main_path, policy=policy, prefix=prefix)
     except nginx_parser.NginxParseError as exc:
         raise ConfigError("cannot parse the configuration for lua_fail_on: %s" % exc)
+    found = [_live_finding(finding, staged_root, conf_dir)
+             for finding in lua_rules.at_or_above(report["findings"], fail_on)]
     if found:
         raise LuaPolicyError("the configuration weakens the Lua hardening (lua_fail_on=%s); nothing was changed: %s"
                              % (fail_on, "; ".join(lua_rules.describe(f) for f in found)), found)

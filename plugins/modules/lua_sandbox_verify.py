@@ -354,6 +354,19 @@ from ansible_collections.hardened.openresty.plugins.module_utils import nginx_ru
 
 PROC = "/proc"
 
+ARGUMENT_SPEC = dict(
+    binary=dict(type="path"),
+    config=dict(type="path"),
+    prefix=dict(type="path"),
+    dump=dict(type="path"),
+    check_filesystem=dict(type="bool", default=True),
+    check_processes=dict(type="bool", default=True),
+    sealed_dirs=dict(type="list", elements="path", default=[]),
+    policy=dict(type="dict", default={}),
+    fail_on=dict(type="str", choices=list(lua_rules.FAIL_ON_CHOICES), default="high"),
+    service=dict(type="str"),
+)
+
 
 def _find_binary(module):
     try:
@@ -506,21 +519,7 @@ def _load(module):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            binary=dict(type="path"),
-            config=dict(type="path"),
-            prefix=dict(type="path"),
-            dump=dict(type="path"),
-            check_filesystem=dict(type="bool", default=True),
-            check_processes=dict(type="bool", default=True),
-            sealed_dirs=dict(type="list", elements="path", default=[]),
-            policy=dict(type="dict", default={}),
-            fail_on=dict(type="str", choices=list(lua_rules.FAIL_ON_CHOICES), default="high"),
-            service=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     try:
         lua_rules.make_policy(params["policy"])

@@ -65,7 +65,8 @@ options:
   binary:
     description:
       - Path of the nginx binary.
-      - Default is C(openresty) if it is on the path, else C(nginx).
+      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
+        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
     type: path
   files:
     description:
@@ -305,6 +306,8 @@ from ansible_collections.hardened.openresty.plugins.module_utils.staged_config i
 _OCTAL = re.compile(r"^0?[0-7]{3,4}$")
 NOT_INSTALLED = ("not run in check mode: %s is not installed yet; once it is, the files are tested with "
                  "nginx -t and the Lua rules before they are installed")
+# (uid, gid) of every file installed: root:root. Tests that do not run as root set their own.
+OWNER = (0, 0)
 
 ARGUMENT_SPEC = dict(
     conf_dir=dict(type="path"),
@@ -400,7 +403,7 @@ def _change(module, binary, conf_dir, result):
     params = module.params
     main_config = params["main_config"]
     files = _files(params, conf_dir, result)
-    changes = staged_config.plan(conf_dir, files, main_config=main_config)
+    changes = staged_config.plan(conf_dir, files, main_config=main_config, owner=OWNER)
     if not changes:
         lua_prefix = binary.facts().get("prefix") if params["lua_fail_on"] != "none" else None
         staged_config.refuse_weak_lua(os.path.join(conf_dir, main_config), params["lua_fail_on"],
@@ -425,7 +428,7 @@ def _change(module, binary, conf_dir, result):
         return
     result["backup_dir"] = staged_config.new_backup_dir(params["backup_root"])
     try:
-        result["backups"] = staged_config.install(conf_dir, changes, result["backup_dir"])
+        result["backups"] = staged_config.install(conf_dir, changes, result["backup_dir"], owner=OWNER)
     except staged_config.InstallError:
         raise
     except (ConfigError, OSError) as exc:
@@ -441,7 +444,8 @@ def _preview_before_install(module, binary_path, result):
     if params["restore_from"] or not params["conf_dir"]:
         raise ConfigError("%s is not installed: check mode can only preview files with conf_dir set" % binary_path)
     conf_dir = params["conf_dir"]
-    changes = staged_config.plan(conf_dir, _files(params, conf_dir, result), main_config=params["main_config"])
+    changes = staged_config.plan(conf_dir, _files(params, conf_dir, result), main_config=params["main_config"],
+                                 owner=OWNER)
     result.update(changed=bool(changes), changed_files=[os.path.join(conf_dir, c["path"]) for c in changes],
                   nginx_test_output=NOT_INSTALLED % binary_path)
     if module._diff:

@@ -21,14 +21,22 @@ description:
   - Otherwise records the master's workers, sends C(SIGHUP) to the verified master directly
     (through a pidfd, so the pid cannot be reused in between; C(systemctl reload) would run
     C(nginx -s reload), which parses the whole configuration a second time) and waits for a
-    new generation of workers. Success is a new generation serving; old workers still
-    finishing their connections, or stuck in Lua code that never yields, are told to quit by
-    nginx and reported in RV(old_workers_draining).
+    new generation of workers.
+  - Success is a new generation serving, not the old workers gone. The new generation is the
+    master's workers started after the signal and not shutting down, less one for each old
+    worker the master logged as killed and respawned. Once it serves, the module returns as
+    soon as every old worker still running is shutting down (its title says so), else one
+    second after the new generation appeared or at O(timeout), whichever comes first. It
+    does not wait for old workers to exit; those still running (finishing their
+    connections, or stuck in Lua code that never yields) have been told to quit by nginx
+    and are reported in RV(old_workers_draining).
   - With O(restart=true) (a changed systemd drop-in) it runs C(systemctl daemon-reload) and
-    C(systemctl restart) after the test, and proves that a new master runs with workers. A
-    configuration that passes C(-t) and fails at start (a Lua error in C(init_by_lua*), as
-    C(nginx -t) does not create a Lua VM) fails with nginx's words; the caller restores the
-    previous files and starts again (the server role's handler does).
+    C(systemctl restart) after the test, and proves that a new master (not the one that ran
+    before) runs with at least one worker that is not shutting down (for a started service,
+    a master with such a worker). A configuration that passes C(-t) and fails at start (a Lua
+    error in C(init_by_lua*), as C(nginx -t) does not create a Lua VM) fails with nginx's
+    words; the caller restores the previous files and starts again (the server role's
+    handler does).
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
     C(lua_package_path) or a missing Lua module passes the test; on reload the master
     fails to load the new configuration, logs an C([emerg]) or C([alert]) line and keeps
@@ -46,7 +54,8 @@ options:
   binary:
     description:
       - Path of the nginx binary.
-      - Default is C(openresty) if it is on the path, else C(nginx).
+      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
+        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
     type: path
   config:
     description:
@@ -94,21 +103,17 @@ options:
         daemon-reload). Needed when the unit or a drop-in changed. Needs systemd.
     type: bool
     default: false
+extends_documentation_fragment:
+  - hardened.openresty.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: >-
       Runs nothing that writes (not even C(nginx -t), which creates log files, temp
       directories and a pid file); reports the master, its workers and the action it
       would take.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
-  platform:
-    description: Target OS/families that can be operated against.
-    support: N/A
-    platforms: posix
 notes:
   - Reads C(/proc), so it runs on Linux only.
   - Use it in a handler. A role's handler that listens on a topic lets any task notify it.
@@ -215,29 +220,39 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_binary
+from ansible_collections.hardened.openresty.plugins.module_utils import reload_outcome
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
     foreign_listeners,
     list_processes,
-    parse_version_output,
     process_clock,
     read_pid_file,
     read_process,
-    unit_name,
     workers_of,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import (
     find_master,
     is_service_master,
-    killed_workers,
-    load_failures,
     log_size,
     main_error_log,
     read_new_lines,
     resolve_paths,
-    serious_entries,
     wait_for_reload,
     wait_for_start,
 )
+
+ARGUMENT_SPEC = dict(
+    binary=dict(type="path"),
+    config=dict(type="path"),
+    service=dict(type="str"),
+    pid_file=dict(type="path"),
+    error_log=dict(type="path"),
+    timeout=dict(type="int", default=30),
+    restart=dict(type="bool", default=False),
+    ports=dict(type="list", elements="int", default=[]),
+)
+# The paths and names that `nginx -V` gives defaults for.
+_FROM_VERSION = ("config", "pid_file", "error_log", "service")
 
 # A pidfd pins the process: once it is open, the pid cannot name another process.
 _pidfd_open = getattr(os, "pidfd_open", None)
@@ -305,180 +320,167 @@ def _journal_reader(module, service):
     return read
 
 
-def _failure_lines(lines, master):
-    entries = load_failures(lines, master) or serious_entries(lines) or lines
-    return " | ".join(entries[-5:])
+def _target(module):
+    """binary, config, pid_file, error_log and service: as given, else from `nginx -V`."""
+    params = module.params
+    try:
+        binary = nginx_binary.find_binary(params["binary"], module.get_bin_path)
+        if all(params[key] for key in _FROM_VERSION):
+            # Every default `nginx -V` would give is set (the roles set them all): skip it.
+            return dict(((key, params[key]) for key in _FROM_VERSION), binary=binary)
+        facts = nginx_binary.version_facts(module.run_command, binary)
+    except nginx_binary.NginxBinaryError as exc:
+        module.fail_json(msg=str(exc))
+    defaults = resolve_paths(facts)
+    config = params["config"] or defaults["conf_path"]
+    return dict(binary=binary, config=config, pid_file=params["pid_file"] or defaults["pid_path"],
+                error_log=params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"],
+                service=params["service"] or ("openresty" if facts["openresty"] else "nginx"))
 
 
-def _start_failure(lines, err_out):
-    """nginx's words for a failed start: its error log and journal lines, else systemctl's."""
-    words = [line for line in lines if "[emerg]" in line or "[alert]" in line or "[crit]" in line
-             or "[error]" in line or "nginx: " in line]
-    return " | ".join((words or lines)[-5:]) or err_out.strip()
+class _Service(object):
+    """The service on this host: its paths, its unit (under systemd) and its master."""
+
+    def __init__(self, module, target):
+        self.module = module
+        self.target = target
+        self.name = target["service"]
+        self.systemctl = _systemctl(module)
+        # Under systemd the master must sit in the unit's cgroup: only the service's processes do.
+        self.unit = self.name if self.systemctl else None
+
+    def master(self):
+        # The pid file is what nginx itself wrote; MainPID only when it names nothing usable.
+        return (find_master([read_pid_file(self.target["pid_file"])], read_process, self.unit)
+                or find_master([_systemd_main_pid(self.module, self.systemctl, self.name)], read_process, self.unit))
+
+    def stray_master(self):
+        """A root nginx master the pid file names outside the unit (started by hand), or None."""
+        if not self.unit:
+            return None
+        return find_master([read_pid_file(self.target["pid_file"])], read_process, None)
+
+    def journal(self):
+        """A reader of the unit's journal from now on, or None (no systemd or journal)."""
+        return _journal_reader(self.module, self.name) if self.systemctl else None
+
+
+def _result(target):
+    return dict(changed=False, binary=target["binary"], config=target["config"], service=target["service"],
+                master_pid=None, old_worker_pids=[], new_worker_pids=[], old_workers_draining=[], elapsed=0.0,
+                error_log_lines=[], nginx_test_output="", outcome=None)
+
+
+def _find_running(module, service, result):
+    """The service's master (None when it is not running), recorded in result with the action
+    to take and the workers before it. Fails on a master that is not the service's."""
+    master = service.master()
+    stray = service.stray_master() if master is None else None
+    if stray is not None:
+        module.fail_json(msg=reload_outcome.stray_master_message(stray, service.target["pid_file"], service.name),
+                         **result)
+    result["action"] = ("restarted" if module.params["restart"] else "reloaded") if master else "started"
+    result["master_pid"] = master
+    if master:
+        result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
+    return master
+
+
+def _test_config(module, target, result):
+    """nginx -t, once: a configuration that fails it changes nothing."""
+    rc, out, err = module.run_command([target["binary"], "-t", "-c", target["config"]])
+    result["nginx_test_output"] = (err + out).strip()
+    if rc != 0:
+        module.fail_json(msg="nginx -t failed, nothing was reloaded: %s" % result["nginx_test_output"], **result)
 
 
 def _exit_proven(module, master, result, **kwargs):
     """Exit with success once the ports asked for are the master's own, else fail."""
     problems = foreign_listeners(master, module.params["ports"]) if module.params["ports"] else {}
     if problems:
-        module.fail_json(msg="the new generation runs, but not every port is the service's own: %s"
-                         % "; ".join("port %d: %s" % item for item in sorted(problems.items())), **result)
+        module.fail_json(msg=reload_outcome.foreign_ports_message(problems), **result)
     module.exit_json(**dict(result, **kwargs))
 
 
-def main():
-    began = time.time()
-    module = AnsibleModule(
-        argument_spec=dict(
-            binary=dict(type="path"),
-            config=dict(type="path"),
-            service=dict(type="str"),
-            pid_file=dict(type="path"),
-            error_log=dict(type="path"),
-            timeout=dict(type="int", default=30),
-            restart=dict(type="bool", default=False),
-            ports=dict(type="list", elements="int", default=[]),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    binary = params["binary"] or module.get_bin_path("openresty") or module.get_bin_path("nginx", required=True)
-    if all(params[key] for key in ("config", "pid_file", "error_log", "service")):
-        # Every default `nginx -V` would give is set (the roles set them all): skip it.
-        config, pid_file, error_log, service = (params[key] for key in ("config", "pid_file", "error_log", "service"))
-    else:
-        rc, out, err = module.run_command([binary, "-V"])
-        if rc != 0:
-            module.fail_json(msg="%s -V failed: %s" % (binary, (err or out).strip()))
-        facts = parse_version_output(err + out)
-        defaults = resolve_paths(facts)
-        config = params["config"] or defaults["conf_path"]
-        pid_file = params["pid_file"] or defaults["pid_path"]
-        error_log = params["error_log"] or _main_error_log(config, facts) or defaults["error_log_path"]
-        service = params["service"] or ("openresty" if facts["openresty"] else "nginx")
-    result = dict(
-        changed=False,
-        binary=binary,
-        config=config,
-        service=service,
-        master_pid=None,
-        old_worker_pids=[],
-        new_worker_pids=[],
-        old_workers_draining=[],
-        elapsed=0.0,
-        error_log_lines=[],
-        nginx_test_output="",
-        outcome=None,
-    )
+def _run_start(module, service, master):
+    """Start the service (master is None) or restart it through systemd: (rc, out, err)."""
+    systemctl, target = service.systemctl, service.target
+    if not master:
+        argv = [systemctl, "start", service.name] if systemctl else [target["binary"], "-c", target["config"]]
+        return module.run_command(argv)
+    rc, out, err = module.run_command([systemctl, "daemon-reload"])
+    if rc == 0:
+        rc, out, err = module.run_command([systemctl, "restart", service.name])
+    return rc, out, err
 
-    systemctl = _systemctl(module)
-    # Under systemd the master must sit in the unit's cgroup: only the service's processes do.
-    unit = service if systemctl else None
-    if params["restart"] and not systemctl:
-        module.fail_json(msg="restart=true needs systemd (PID 1) to restart %s" % service, **result)
 
-    def current_master():
-        # The pid file is what nginx itself wrote; MainPID only when it names nothing usable.
-        return (find_master([read_pid_file(pid_file)], read_process, unit)
-                or find_master([_systemd_main_pid(module, systemctl, service)], read_process, unit))
-
-    master = current_master()
-    if master is None and unit:
-        stray = find_master([read_pid_file(pid_file)], read_process, None)
-        if stray is not None:
-            module.fail_json(msg="the nginx master %d named by %s runs outside %s: it is not the service's, "
-                                 "and it is neither signalled nor started beside; stop it or run it through systemd"
-                                 % (stray, pid_file, unit_name(service)), **result)
-    result["action"] = ("restarted" if params["restart"] else "reloaded") if master else "started"
-    result["master_pid"] = master
-    if master:
-        result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
-    if module.check_mode:
-        # nginx -t writes (log files, temp dirs, a pid file): check mode only reports.
-        result["changed"] = True
-        plan = {"reloaded": "send SIGHUP to master %s" % master,
-                "restarted": "restart %s (master %s)" % (unit_name(service), master),
-                "started": "start %s" % service}[result["action"]]
-        module.exit_json(msg="check mode: would test %s with %s -t, then %s and prove a new worker generation"
-                         % (config, binary, plan), **result)
-
-    rc, out, err = module.run_command([binary, "-t", "-c", config])
-    result["nginx_test_output"] = (err + out).strip()
+def _start(module, service, master, offset, began, result):
+    """Start or restart the service and prove a new master with workers; exits."""
+    error_log, timeout = service.target["error_log"], module.params["timeout"]
+    # A unit that fails to start logs to the journal before its error log is open.
+    journal = service.journal()
+    rc, out, err = _run_start(module, service, master)
     if rc != 0:
-        module.fail_json(msg="nginx -t failed, nothing was reloaded: %s" % result["nginx_test_output"], **result)
+        lines = read_new_lines(error_log, offset) + (journal() if journal else [])
+        result.update(changed=master is not None, master_pid=None, outcome="start_failed", error_log_lines=lines)
+        module.fail_json(msg=reload_outcome.start_failed_message(service.name, master is not None, lines, err or out),
+                         **result)
+    new_master, workers = wait_for_start(service.master, list_processes, timeout)
+    result.update(changed=True, master_pid=new_master, new_worker_pids=workers, outcome=result["action"],
+                  elapsed=round(time.time() - began, 3), error_log_lines=read_new_lines(error_log, offset))
+    msg = reload_outcome.start_unproven_message(service.name, result["action"], timeout, master, new_master, workers)
+    if msg:
+        module.fail_json(msg=msg, **result)
+    _exit_proven(module, new_master, result)
 
-    offset = log_size(error_log)
 
-    if not master or params["restart"]:
-        # A unit that fails to start logs to the journal before its error log is open.
-        journal = _journal_reader(module, service) if systemctl else None
-        if not master:
-            argv = [systemctl, "start", service] if systemctl else [binary, "-c", config]
-            rc, out, err = module.run_command(argv)
-        else:
-            rc, out, err = module.run_command([systemctl, "daemon-reload"])
-            if rc == 0:
-                rc, out, err = module.run_command([systemctl, "restart", service])
-        if rc != 0:
-            result["changed"] = master is not None
-            result["master_pid"] = None
-            result["outcome"] = "start_failed"
-            result["error_log_lines"] = read_new_lines(error_log, offset) + (journal() if journal else [])
-            reason = _start_failure(result["error_log_lines"], err or out)
-            module.fail_json(msg="%s %s failed: %s" % ("restarting" if master else "starting", service, reason),
-                             **result)
-        new_master, workers = wait_for_start(current_master, list_processes, params["timeout"])
-        result.update(changed=True, master_pid=new_master, new_worker_pids=workers, outcome=result["action"],
-                      elapsed=round(time.time() - began, 3), error_log_lines=read_new_lines(error_log, offset))
-        if not workers or (master and new_master == master):
-            module.fail_json(msg="%s was %s but no new nginx master with workers was running after %ss"
-                             % (service, result["action"], params["timeout"]), **result)
-        _exit_proven(module, new_master, result)
-
+def _reload(module, service, master, offset, began, result):
+    """SIGHUP to the verified master, then wait for wait_for_reload()'s verdict; exits."""
+    error_log = service.target["error_log"]
     # Only a configuration without a file error log needs the journal (stderr goes there).
-    journal = _journal_reader(module, service) if systemctl and not error_log else None
+    journal = service.journal() if not error_log else None
 
     def new_lines():
         if error_log or not journal:
             return read_new_lines(error_log, offset)
         return journal()
 
-    old = result["old_worker_pids"]
     signalled_at = process_clock()
     try:
-        _hup(master, lambda: is_service_master(read_process(master), unit))
+        _hup(master, lambda: is_service_master(read_process(master), service.unit))
     except LookupError:
         module.fail_json(msg="the nginx master %d exited before it could be signalled; nothing was reloaded"
                          % master, **result)
-    verdict = wait_for_reload(master, old, list_processes, new_lines, params["timeout"], signalled_at)
-    result.update(
-        changed=True,
-        elapsed=round(time.time() - began, 3),
-        new_worker_pids=verdict["new_worker_pids"],
-        old_workers_draining=verdict["old_workers_draining"],
-        error_log_lines=verdict["error_log_lines"],
-    )
-    outcome = result["outcome"] = verdict["outcome"]
-    if outcome == "reloaded":
-        draining = len(verdict["old_workers_draining"])
-        _exit_proven(module, master, result, msg="new generation serving (workers %s), %d old worker%s draining"
-                     % (verdict["new_worker_pids"], draining, "" if draining == 1 else "s"))
-    if outcome == "rejected":
-        # The master kept the old configuration and workers: nothing changed.
-        result["changed"] = False
-        respawned = killed_workers(result["error_log_lines"], master)
-        msg = ("nginx rejected the reload and keeps serving with the old configuration (old workers %s%s): %s"
-               % (verdict["old_workers_active"],
-                  "; killed and respawned with it: %s" % respawned if respawned else "",
-                  _failure_lines(result["error_log_lines"], master)))
-    elif outcome == "master_exited":
-        msg = "the nginx master %d exited during the reload" % master
-    else:
-        msg = ("no new worker generation within %ss (old workers still serving %s)"
-               % (params["timeout"], verdict["old_workers_active"]))
-        if result["error_log_lines"]:
-            msg += ": " + _failure_lines(result["error_log_lines"], master)
-    module.fail_json(msg=msg, **result)
+    verdict = wait_for_reload(master, result["old_worker_pids"], list_processes, new_lines,
+                              module.params["timeout"], signalled_at)
+    failed, changed, msg = reload_outcome.reload_verdict(verdict, master, module.params["timeout"])
+    result.update(changed=changed, elapsed=round(time.time() - began, 3), outcome=verdict["outcome"],
+                  new_worker_pids=verdict["new_worker_pids"], old_workers_draining=verdict["old_workers_draining"],
+                  error_log_lines=verdict["error_log_lines"])
+    if failed:
+        module.fail_json(msg=msg, **result)
+    _exit_proven(module, master, result, msg=msg)
+
+
+def main():
+    began = time.time()
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    target = _target(module)
+    service = _Service(module, target)
+    result = _result(target)
+    if module.params["restart"] and not service.systemctl:
+        module.fail_json(msg="restart=true needs systemd (PID 1) to restart %s" % service.name, **result)
+    master = _find_running(module, service, result)
+    if module.check_mode:
+        # nginx -t writes (log files, temp dirs, a pid file): check mode only reports.
+        result["changed"] = True
+        module.exit_json(msg=reload_outcome.check_mode_message(result["action"], master, service.name,
+                                                               target["config"], target["binary"]), **result)
+    _test_config(module, target, result)
+    offset = log_size(target["error_log"])
+    if not master or module.params["restart"]:
+        _start(module, service, master, offset, began, result)
+    _reload(module, service, master, offset, began, result)
 
 
 if __name__ == "__main__":

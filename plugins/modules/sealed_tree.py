@@ -230,6 +230,19 @@ from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree imp
 )
 
 _WANTED = {"directory": SEALED_DIR_MODE, "file": SEALED_FILE_MODE}
+ARGUMENT_SPEC = dict(
+    path=dict(type="list", elements="path"),
+    checks=dict(type="list", elements="dict", options=dict(
+        path=dict(type="list", elements="path", required=True),
+        label=dict(type="str", required=True),
+        state=dict(type="str", choices=["sealed", "checked"], default="checked"),
+    )),
+    state=dict(type="str", choices=["sealed", "checked"], default="sealed"),
+    create=dict(type="bool", default=True),
+    label=dict(type="str", default="path"),
+    files=dict(type="dict", default={}),
+    links=dict(type="dict", default={}),
+)
 
 
 def _missing_dirs(path):
@@ -345,24 +358,25 @@ def _ship(module, roots, created):
     return installed, linked
 
 
+def _diff(roots, created, fixed):
+    """Before and after of each created directory and each fixed path (owner 0:0 after)."""
+    before = ["%s absent" % d for d in created]
+    after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]
+    for item in fixed:
+        before.append("%s %s %d:%d" % (item["path"], item["mode"], item["uid"], item["gid"]))
+        wanted = _WANTED.get(item["kind"])
+        if item["action"] == "remove":
+            after.append("%s absent" % item["path"])
+        elif item["action"] == "refuse":
+            after.append(before[-1])
+        else:
+            after.append("%s %s 0:0" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted))
+    return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
+
+
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="list", elements="path"),
-            checks=dict(type="list", elements="dict", options=dict(
-                path=dict(type="list", elements="path", required=True),
-                label=dict(type="str", required=True),
-                state=dict(type="str", choices=["sealed", "checked"], default="checked"),
-            )),
-            state=dict(type="str", choices=["sealed", "checked"], default="sealed"),
-            create=dict(type="bool", default=True),
-            label=dict(type="str", default="path"),
-            files=dict(type="dict", default={}),
-            links=dict(type="dict", default={}),
-        ),
-        required_one_of=[["path", "checks"]],
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[["path", "checks"]],
+                           supports_check_mode=True)
     label = module.params["label"]
     # The checks of other variables' roots come first: they change nothing.
     missing = _run_checks(module)
@@ -394,18 +408,7 @@ def main():
     result = dict(changed=bool(created or fixed or installed or linked), fixed=fixed, created=created,
                   installed=installed, linked=linked, missing=missing)
     if module._diff and result["changed"]:
-        before = ["%s absent" % d for d in created]
-        after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]
-        for item in fixed:
-            before.append("%s %s %d:%d" % (item["path"], item["mode"], item["uid"], item["gid"]))
-            wanted = _WANTED.get(item["kind"])
-            if item["action"] == "remove":
-                after.append("%s absent" % item["path"])
-            elif item["action"] == "refuse":
-                after.append(before[-1])
-            else:
-                after.append("%s %s 0:0" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted))
-        result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
+        result["diff"] = _diff(roots, created, fixed)
     module.exit_json(**result)
 
 

@@ -271,10 +271,13 @@ def test_gate_entry_point_refuses_code_loading_directives(tmp_path, top, rule_id
     make(staged / "nginx.conf", u"%s\n%s" % (top, conf().replace("user www-data;", "user www-data;\n"
                                                                  "include modules-enabled/*.conf;")))
     make(staged / "modules-enabled" / "50-mod-http-lua.conf", u"load_module modules/ngx_http_lua_module.so;\n")
-    found = staged_config.lua_policy_findings(str(staged / "nginx.conf"), "high", prefix="/usr/share/nginx/",
-                                              staged_root=str(staged), conf_dir="/etc/nginx")
+    with pytest.raises(staged_config.LuaPolicyError) as refused:
+        staged_config.refuse_weak_lua(str(staged / "nginx.conf"), "high", prefix="/usr/share/nginx/",
+                                      staged_root=str(staged), conf_dir="/etc/nginx")
+    found = refused.value.findings
     assert [(f["rule"], f["file"], f["line"]) for f in found] == [(rule_id, "/etc/nginx/nginx.conf", 1)]
+    assert str(staged) not in str(refused.value), "the message shows live paths, not the staged copy"
     # The distribution's module, relative to the prefix, passes the same gate.
     make(staged / "nginx.conf", conf().replace("user www-data;", "user www-data;\ninclude modules-enabled/*.conf;"))
-    assert staged_config.lua_policy_findings(str(staged / "nginx.conf"), "high", prefix="/usr/share/nginx/",
-                                             staged_root=str(staged), conf_dir="/etc/nginx") == []
+    assert staged_config.refuse_weak_lua(str(staged / "nginx.conf"), "high", prefix="/usr/share/nginx/",
+                                         staged_root=str(staged), conf_dir="/etc/nginx") is None

@@ -15,7 +15,10 @@ from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.work
     shared_dir,
 )
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ownership checks need root")
+# Tests that give files to another user (the worker, uid 33) or switch to it need root; the
+# rest seal to OWNER: root:root as root, else the user running the tests.
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="gives files to another user")
+OWNER = sealed_tree.ROOT if os.geteuid() == 0 else (os.geteuid(), os.getegid())
 
 
 def mode(path):
@@ -37,9 +40,39 @@ def tree(tmp_path):
 
 
 def test_sealed_tree_has_no_deviations(tree):
-    assert sealed_tree.find_deviations(str(tree)) == []
+    assert sealed_tree.find_deviations(str(tree), OWNER) == []
 
 
+def test_the_tree_is_sealed_for_the_owner_given(tmp_path):
+    """owner is what every check and repair compares with and sets (root:root by default)."""
+    assert sealed_tree.ROOT == (0, 0)
+    # As root: another owner than root, so that a root default left anywhere shows.
+    other = (33, 33) if os.geteuid() == 0 else OWNER
+    root = tmp_path / "root"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "init.lua").write_text(u"return {}")
+    os.chmod(str(root / "pkg" / "init.lua"), 0o644)
+    fixed = sealed_tree.seal(str(root), owner=other)
+    entries = [str(root), str(root / "pkg"), str(root / "pkg" / "init.lua")]
+    assert sorted(d["path"] for d in fixed) == sorted(entries)
+    for path in entries:
+        assert (os.lstat(path).st_uid, os.lstat(path).st_gid) == other, path
+    assert sealed_tree.find_deviations(str(root), other) == []
+    assert sealed_tree.install_files(str(root / "pkg"), {"init.lua": b"return {}"}, owner=other) == []
+    # Only root writes into a 0555 directory; any other user needs it writable for a new file.
+    os.chmod(str(root / "pkg"), 0o755)
+    assert sealed_tree.install_files(str(root / "pkg"), {"init.lua": b"return 1"}, owner=other) == ["init.lua"]
+    assert os.lstat(str(root / "pkg" / "init.lua")).st_uid == other[0]
+    os.chmod(str(root), 0o755)
+    assert sealed_tree.ensure_link(str(root), "current", "releases/r1", owner=other) is True
+    assert os.lstat(str(root / "current")).st_uid == other[0]
+    assert os.lstat(str(root / "releases" / "r1")).st_uid == other[0]
+    if other != sealed_tree.ROOT:
+        found = sealed_tree.find_deviations(str(root / "pkg"))
+        assert "owned by %d:%d, not root:root" % other in found[0]["reason"]
+
+
+@needs_root
 def test_drift_is_found_and_repaired(tree):
     os.chmod(str(tree / "pkg"), 0o777)
     os.chown(str(tree / "app.lua"), 33, 33)
@@ -61,12 +94,13 @@ def test_links_inside_the_tree_are_kept_and_never_followed(tree):
     os.chmod(str(tree / "pkg"), 0o777)
     os.symlink("../app.lua", str(tree / "pkg" / "alias.lua"))
     os.chmod(str(tree / "app.lua"), 0o644)
-    sealed_tree.seal(str(tree))
+    sealed_tree.seal(str(tree), owner=OWNER)
     assert os.readlink(str(tree / "pkg" / "alias.lua")) == "../app.lua"
     assert os.readlink(str(tree / "current")) == "pkg"
-    assert sealed_tree.find_deviations(str(tree)) == []
+    assert sealed_tree.find_deviations(str(tree), OWNER) == []
 
 
+@needs_root
 def test_links_that_leave_the_tree_are_removed_whatever_the_hop(tree, tmp_path):
     """a link out of the tree, directly or through a later hop."""
     outside = tmp_path / "outside.lua"
@@ -106,7 +140,7 @@ def test_special_files_are_reported_not_fixed(tree):
     os.chmod(str(tree), 0o755)
     os.mkfifo(str(tree / "pipe"))
     os.chmod(str(tree), 0o555)
-    found = sealed_tree.seal(str(tree))
+    found = sealed_tree.seal(str(tree), owner=OWNER)
     assert [d["kind"] for d in found] == ["special"]
     assert os.path.exists(str(tree / "pipe"))
 
@@ -118,7 +152,7 @@ def test_hard_linked_files_are_refused_not_chmodded(tree, tmp_path):
     os.chmod(str(tree), 0o755)
     os.link(str(secret), str(tree / "linked.lua"))
     os.chmod(str(tree), 0o555)
-    fixed = sealed_tree.seal(str(tree))
+    fixed = sealed_tree.seal(str(tree), owner=OWNER)
     assert mode(str(secret)) == 0o600
     assert [(d["path"], d["action"]) for d in fixed] == [(str(tree / "linked.lua"), "refuse")]
 
@@ -141,6 +175,7 @@ def _identity(path):
     return (st.st_ino, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
+@needs_root
 def test_a_racing_worker_never_changes_a_file_outside_the_tree():
     """the worker swaps its files for links to a root-only file while
     the drifted tree is repaired; the root-only file keeps its owner and mode."""
@@ -209,6 +244,7 @@ def test_a_racing_worker_never_changes_a_file_outside_the_tree():
         remove(base)
 
 
+@needs_root
 def test_a_write_handle_opened_before_the_repair_cannot_write_the_sealed_file():
     """a file the worker could write is replaced, not chmodded."""
     base = shared_dir("seal-handle-")
@@ -242,6 +278,7 @@ def test_a_write_handle_opened_before_the_repair_cannot_write_the_sealed_file():
         remove(base)
 
 
+@needs_root
 def test_ancestors_of_a_missing_root_behind_a_symlinked_parent(tmp_path):
     """the resolved nearest existing ancestor, and every hop, count."""
     worker_dir = tmp_path / "www"
@@ -252,6 +289,7 @@ def test_ancestors_of_a_missing_root_behind_a_symlinked_parent(tmp_path):
     assert str(worker_dir) in paths
 
 
+@needs_root
 def test_ancestors_of_every_hop_count(tmp_path):
     real = tmp_path / "real"
     real.mkdir()
@@ -276,6 +314,7 @@ def test_resolution_follows_every_hop(tmp_path):
     assert os.path.realpath(str(tmp_path / "l2")) == sealed_tree.resolution(str(tmp_path / "l2"))["resolved"]
 
 
+@needs_root
 def test_writable_ancestors(tmp_path):
     parent = tmp_path / "parent"
     child = parent / "root"

@@ -13,7 +13,13 @@ import pytest
 from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
 from ansible_collections.hardened.openresty.plugins.modules import nginx_config
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module installs files as root:root")
+
+@pytest.fixture(autouse=True)
+def install_as(owner, monkeypatch):
+    """The module installs root:root; run by another user, these tests install as that user."""
+    monkeypatch.setattr(nginx_config, "OWNER", owner)
+    return owner
+
 
 # `nginx -V` and `nginx -t -c FILE` stand-in: fails, naming the file, when any file in FILE's directory
 # contains BROKEN; succeeds otherwise. Like nginx -t, it loads every load_module it finds (dlopen), and
@@ -69,7 +75,7 @@ def backups_made(base):
     return [n for n in os.listdir(root) if not n.startswith(".")] if os.path.isdir(root) else []
 
 
-def test_changes_are_tested_installed_and_can_be_restored(setup, run_module):
+def test_changes_are_tested_installed_and_can_be_restored(setup, run_module, install_as):
     base, conf = setup
     files = [{"path": "lua.conf", "content": "lua_socket_read_timeout 3s;\n", "mode": "0640"},
              {"path": str(conf / "new.conf"), "content": "# new\n"}]
@@ -82,14 +88,15 @@ def test_changes_are_tested_installed_and_can_be_restored(setup, run_module):
     assert result["diff"][0]["before"] == "lua_socket_read_timeout 2s;\n"
     assert read(conf / "lua.conf") == "lua_socket_read_timeout 3s;\n"
     st = os.stat(str(conf / "lua.conf"))
-    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, 0)
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640,) + install_as
     assert {b["path"]: b["backup"] is None for b in result["backups"]} == {
         str(conf / "lua.conf"): False, str(conf / "new.conf"): True}
 
     again = run_module(nginx_config, dict(base, files=files))
     assert again["changed"] is False and again["backup_dir"] is None
 
-    restored = run_module(nginx_config, {"binary": base["binary"], "restore_from": result["backup_dir"]})
+    restored = run_module(nginx_config, {"binary": base["binary"], "restore_from": result["backup_dir"],
+                                         "backup_root": base["backup_root"]})
     assert not restored["failed"], restored["msg"]
     assert restored["changed"] is True
     assert read(conf / "lua.conf") == "lua_socket_read_timeout 2s;\n"
@@ -285,6 +292,7 @@ KILLED_INSTALL = r"""
 import os, signal, sys
 from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
 conf, backups = sys.argv[1:3]
+owner = tuple(int(n) for n in sys.argv[3].split(":"))
 real_write = staged_config.write_atomic
 def write_then_die(path, data, mode, owner=None):
     real_write(path, data, mode, owner)
@@ -292,22 +300,23 @@ def write_then_die(path, data, mode, owner=None):
         os.kill(os.getpid(), signal.SIGKILL)  # killed after the first file, like an async timeout
 staged_config.write_atomic = write_then_die
 changes = staged_config.plan(conf, [{"path": "lua.conf", "content": "new 1;\n"},
-                                    {"path": "nginx.conf", "content": "events {}\nhttp { include lua.conf; }\n# new 2\n"}])
-staged_config.install(conf, changes, staged_config.new_backup_dir(backups))
+                                    {"path": "nginx.conf", "content": "events {}\nhttp { include lua.conf; }\n# new 2\n"}],
+                             owner=owner)
+staged_config.install(conf, changes, staged_config.new_backup_dir(backups), owner=owner)
 """
 
 
-def kill_an_install(conf, backups):
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_INSTALL, str(conf), backups], env=dict(
+def kill_an_install(conf, backups, owner):
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_INSTALL, str(conf), backups, "%d:%d" % owner], env=dict(
         os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert proc.wait() == -9
     assert read(conf / "lua.conf") == "new 1;\n" and "# new 2" not in read(conf / "nginx.conf"), "half installed"
 
 
-def test_the_next_run_rolls_back_an_install_killed_half_way_before_it_tests(setup, run_module):
+def test_the_next_run_rolls_back_an_install_killed_half_way_before_it_tests(setup, run_module, install_as):
     base, conf = setup
     before = {name: read(conf / name) for name in ("nginx.conf", "lua.conf")}
-    kill_an_install(conf, base["backup_root"])
+    kill_an_install(conf, base["backup_root"], install_as)
     result = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "BROKEN;\n"}]))
     assert result["failed"] and "BROKEN" in result["msg"]
     assert {name: read(conf / name) for name in ("nginx.conf", "lua.conf")} == before, "the tree is mixed"

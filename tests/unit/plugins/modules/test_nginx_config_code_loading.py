@@ -11,7 +11,13 @@ import pytest
 
 from ansible_collections.hardened.openresty.plugins.modules import nginx_config
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the module installs files as root:root")
+
+@pytest.fixture(autouse=True)
+def install_as(owner, monkeypatch):
+    """The module installs root:root; run by another user, these tests install as that user."""
+    monkeypatch.setattr(nginx_config, "OWNER", owner)
+    return owner
+
 
 # `nginx -V` and `nginx -t` stand-in that accepts every tree (the real binary would load the
 # module: the rules, not nginx, must refuse it).

@@ -325,3 +325,37 @@ def test_with_every_path_given_nginx_v_is_not_run(world, run_module):
                                        "error_log": str(w.log), "service": "nginx"})
     assert not result["failed"], result["msg"]
     assert [c[1] for c in w.calls] == ["-t"]
+
+
+def test_a_failing_nginx_v_fails_with_the_message_every_module_gives(world, run_module, monkeypatch):
+    w = world()
+    monkeypatch.setattr(basic.AnsibleModule, "run_command",
+                        lambda self, argv, **kw: (1, "", "exec format error") if argv[1:] == ["-V"]
+                        else w.run_command(argv))
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert result["failed"]
+    assert result["msg"] == "/usr/sbin/nginx -V failed (rc 1): exec format error"
+    assert w.signals == [] and w.commands() == []
+
+
+def test_the_binary_is_looked_up_in_openrestys_directories_too(world, run_module, monkeypatch):
+    w = world(openresty=True)
+    asked = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        asked.append((name, opt_dirs))
+        return "/usr/local/openresty/bin/openresty" if name == "openresty" and opt_dirs else None
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", get_bin_path)
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert not result["failed"], result["msg"]
+    assert result["binary"] == "/usr/local/openresty/bin/openresty"
+    assert ("openresty", ["/usr/local/openresty/bin", "/usr/local/openresty/nginx/sbin"]) in asked
+    assert w.calls[0] == ["/usr/local/openresty/bin/openresty", "-V"]
+
+
+def test_without_a_binary_it_fails_before_anything_runs(world, run_module, monkeypatch):
+    w = world()
+    monkeypatch.setattr(basic.AnsibleModule, "get_bin_path", lambda self, name, required=False, opt_dirs=None: None)
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert result["failed"] and result["msg"].startswith("no openresty or nginx binary found")
+    assert w.calls == [] and w.signals == []
