@@ -541,6 +541,16 @@ def _class_bytes(spec):
     return found
 
 
+def _bracket_item(component, j):
+    """The "[:name:]", "[=c=]" or "[.c.]" that starts at component[j]: (kind, name, index
+    after its closing "]"), kind being b":", b"=" or b".", or None when it is not closed."""
+    kind = component[j + 1:j + 2]
+    close = component.find(kind + b"]", j + 2)
+    if close < 0:
+        return None
+    return kind, component[j + 2:close], close + 2
+
+
 def _bracket(component, i):
     """Parse the bracket expression at component[i] ("["), like glibc's fnmatch.
 
@@ -561,12 +571,10 @@ def _bracket(component, i):
             return (_NOTHING if invalid else members), negate, j + 1
         first = False
         if char == b"[" and component[j + 1:j + 2] in (b":", b"=", b"."):
-            kind = component[j + 1:j + 2]
-            close = component.find(kind + b"]", j + 2)
-            if close < 0:
+            item = _bracket_item(component, j)
+            if item is None:
                 return None
-            name = component[j + 2:close]
-            j = close + 2
+            kind, name, j = item
             if kind == b":":
                 if name in _CLASSES:
                     members.update(_class_bytes(_CLASSES[name]))
@@ -586,12 +594,10 @@ def _bracket(component, i):
         if component[j:j + 1] == b"-" and j + 1 < size and component[j + 1:j + 2] != b"]":
             j += 1
             if component[j:j + 1] == b"[" and component[j + 1:j + 2] in (b"=", b"."):
-                kind = component[j + 1:j + 2]
-                close = component.find(kind + b"]", j + 2)
-                if close < 0:
+                item = _bracket_item(component, j)
+                if item is None:
                     return None
-                name = component[j + 2:close]
-                j = close + 2
+                dummy, name, j = item
                 if len(name) != 1:
                     invalid = True
                     continue

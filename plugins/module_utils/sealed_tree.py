@@ -73,8 +73,8 @@ def _entry_deviation(path, st, leaves=None, owner=ROOT):
     reasons = []
     action = "repair"
     if not _owned_by(st, owner):
-        reasons.append("owned by %d:%d, not %s" % (st.st_uid, st.st_gid,
-                                                    "root:root" if tuple(owner) == ROOT else "%d:%d" % owner))
+        wanted_owner = "root:root" if tuple(owner) == ROOT else "%d:%d" % tuple(owner)
+        reasons.append("owned by %d:%d, not %s" % (st.st_uid, st.st_gid, wanted_owner))
     wanted = _wanted_mode(kind)
     if kind == "special":
         reasons.append("not a regular file, directory or symlink")

@@ -347,7 +347,6 @@ def test_accepted_reload_with_an_old_worker_stuck_in_lua_is_a_success_that_says_
     assert waited < 5, "a stuck old worker must not hold the verdict until the timeout"
 
 
-
 def test_a_new_generation_that_appears_just_before_the_timeout_is_a_success_not_a_timeout():
     # The old workers have not been seen shutting down when the time is up: the new
     # generation serves all the same, and a restore now would undo a live configuration.
@@ -357,6 +356,7 @@ def test_a_new_generation_that_appears_just_before_the_timeout_is_a_success_not_
     assert verdict["new_worker_pids"] == [21, 22]
     assert verdict["old_workers_draining"] == [11, 12] and verdict["old_workers_active"] == []
     assert 0.95 <= waited < 1.1
+
 
 INIT_ERROR = [
     # What Debian 12's nginx 1.22.1 + lua-nginx-module 0.10.23 log on a HUP whose new
