@@ -349,7 +349,7 @@ class Outcome(object):
 
     def result(self, prefix):
         found = [result for name, result in self.tasks if name.startswith(prefix)]
-        assert len(found) == 1, (prefix, [name for name, _ in self.tasks])
+        assert len(found) == 1, (prefix, [name for name, _result in self.tasks])
         return found[0]
 
     def ran(self):
