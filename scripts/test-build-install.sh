@@ -317,6 +317,22 @@ PY
   fi
 done
 
+echo "== the playbooks of the installed copy, by collection name"
+# What a user's site playbook or molecule verify.yml imports: each must resolve to the
+# installed file and pass the syntax check.
+for playbook in "$installed"/playbooks/*.yml; do
+  name=$(basename "$playbook" .yml)
+  if ! ansible-playbook -i "$work/inventory.ini" --syntax-check "hardened.openresty.$name" >"$work/syntax.log" 2>&1; then
+    cat "$work/syntax.log" >&2
+    problem "ansible-playbook --syntax-check hardened.openresty.$name failed"
+  elif ! grep -qxF "playbook: $playbook" "$work/syntax.log"; then
+    cat "$work/syntax.log" >&2
+    problem "hardened.openresty.$name did not resolve to $playbook"
+  else
+    echo "ansible-playbook --syntax-check hardened.openresty.$name: ok"
+  fi
+done
+
 echo "== the server role from the installed copy stops at its input check"
 cat >"$work/role.yml" <<'YAML'
 ---
