@@ -43,12 +43,10 @@ def _walk(node, skip=()):
         yield node
         for key, value in node.items():
             if key not in skip:
-                for found in _walk(value, skip):
-                    yield found
+                yield from _walk(value, skip)
     elif isinstance(node, list):
         for item in node:
-            for found in _walk(item, skip):
-                yield found
+            yield from _walk(item, skip)
 
 
 def _role_files(role):
