@@ -4,7 +4,8 @@
 """The attributes every module of the collection documents, written once.
 
 A module names this fragment and states only its own support (and details) of check and
-diff mode; the descriptions and the platform come from here.
+diff mode; the descriptions and the platform come from here. The modules that run the nginx
+binary also name attributes.nginx_group, their action group.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,4 +26,18 @@ attributes:
     description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
+"""
+
+    # The modules of the action group hardened.openresty.nginx (meta/runtime.yml).
+    NGINX_GROUP = r"""
+options: {}
+attributes:
+  action_group:
+    description: >-
+      Use C(group/hardened.openresty.nginx) in C(module_defaults) to set O(binary) once for
+      every module of the group. A group's defaults go to each of its modules, so give the
+      group only O(binary), which they all take, and other defaults per module.
+    support: full
+    membership:
+      - hardened.openresty.nginx
 """

@@ -141,6 +141,7 @@ options:
     default: high
 extends_documentation_fragment:
   - hardened.openresty.attributes
+  - hardened.openresty.attributes.nginx_group
 attributes:
   check_mode:
     support: full

@@ -161,6 +161,7 @@ options:
     default: {}
 extends_documentation_fragment:
   - hardened.openresty.attributes
+  - hardened.openresty.attributes.nginx_group
 attributes:
   check_mode:
     support: full

@@ -105,6 +105,7 @@ options:
     default: false
 extends_documentation_fragment:
   - hardened.openresty.attributes
+  - hardened.openresty.attributes.nginx_group
 attributes:
   check_mode:
     support: full
