@@ -27,7 +27,7 @@ export ANSIBLE_ROLES_PATH := $(abspath roles)
 export PY_COLORS := 0
 export ANSIBLE_FORCE_COLOR := 0
 
-.PHONY: help venv docker images collection lint sanity unit oracle release-check molecule test demo demo-clean bench clean
+.PHONY: help venv docker images collection lint sanity unit oracle release-check molecule user-project test demo demo-clean bench clean
 
 help:
 	@echo "make demo        build images, start a 3-host local fleet, converge it, show it serving Lua"
@@ -93,7 +93,11 @@ release-check: venv collection
 	bash scripts/test-ee.sh
 	bash scripts/test-changelog.sh
 
-test: lint sanity unit oracle release-check molecule
+# A user's own project and molecule scenario against the collection installed from its tarball.
+user-project: venv images
+	bash scripts/test-user-project.sh
+
+test: lint sanity unit oracle release-check molecule user-project
 	@echo "make test: all checks passed"
 
 demo: venv collection images
