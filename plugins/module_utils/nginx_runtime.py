@@ -191,6 +191,28 @@ def workers_of(master_pid, processes):
     return [p for p in processes if p["ppid"] == int(master_pid) and is_worker(p)]
 
 
+def stale_binary(pid, binary, proc="/proc"):
+    """Why process pid does not run the file now at binary, or None when it does.
+
+    A package upgrade replaces the binary on disk; a running master keeps the old one (its
+    /proc/<pid>/exe names the file "(deleted)", or another inode) and a SIGHUP starts its new
+    workers from it again: only a new master runs the new binary. None also when pid's exe
+    cannot be read (gone, or not ours to read).
+    """
+    exe = os.path.join(proc, str(pid), "exe")
+    try:
+        runs = os.readlink(exe)
+    except OSError:
+        return None
+    try:
+        running, on_disk = os.stat(exe), os.stat(binary)
+        if (running.st_dev, running.st_ino) == (on_disk.st_dev, on_disk.st_ino):
+            return None
+    except OSError:
+        pass
+    return "master %d runs %s, not the file now at %s: a reload would keep the old binary" % (pid, runs, binary)
+
+
 def read_pid_file(path):
     """Return the pid in an nginx pid file, or None when it is missing or empty."""
     try:

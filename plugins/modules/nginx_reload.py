@@ -37,6 +37,10 @@ description:
     error in C(init_by_lua*), as C(nginx -t) does not create a Lua VM) fails with nginx's
     words; the caller restores the previous files and starts again (the server role's
     handler does).
+  - Restarts the same way, without O(restart), when the running master does not run the file
+    now at O(binary) (a package upgrade replaced it, so C(/proc/<pid>/exe) names a deleted file
+    or another inode), because a SIGHUP starts the new workers from the old binary again.
+    RV(restart_reasons) says why. Without systemd it fails instead, naming the binaries.
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
     C(lua_package_path) or a missing Lua module passes the test; on reload the master
     fails to load the new configuration, logs an C([emerg]) or C([alert]) line and keeps
@@ -144,6 +148,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+restart_reasons:
+  description:
+    - Why a running master was restarted instead of reloaded (in check mode, would be); empty
+      for a reload or a start.
+  returned: always
+  type: list
+  elements: str
+  sample: ["master 812 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx: a reload would keep the old binary"]
 action:
   description: C(reloaded), C(restarted) or C(started) (in check mode, the action it would take).
   returned: always
@@ -229,6 +241,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime i
     process_clock,
     read_pid_file,
     read_process,
+    stale_binary,
     workers_of,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import (
@@ -369,7 +382,7 @@ class _Service(object):
 def _result(target):
     return dict(changed=False, binary=target["binary"], config=target["config"], service=target["service"],
                 master_pid=None, old_worker_pids=[], new_worker_pids=[], old_workers_draining=[], elapsed=0.0,
-                error_log_lines=[], nginx_test_output="", outcome=None)
+                error_log_lines=[], nginx_test_output="", outcome=None, restart_reasons=[])
 
 
 def _find_running(module, service, result):
@@ -380,7 +393,9 @@ def _find_running(module, service, result):
     if stray is not None:
         module.fail_json(msg=reload_outcome.stray_master_message(stray, service.target["pid_file"], service.name),
                          **result)
-    result["action"] = ("restarted" if module.params["restart"] else "reloaded") if master else "started"
+    stale = stale_binary(master, service.target["binary"]) if master else None
+    result["restart_reasons"] = ([stale] if stale else []) + (["restart=true"] if module.params["restart"] else [])
+    result["action"] = ("restarted" if result["restart_reasons"] else "reloaded") if master else "started"
     result["master_pid"] = master
     if master:
         result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
@@ -472,6 +487,9 @@ def main():
     if module.params["restart"] and not service.systemctl:
         module.fail_json(msg="restart=true needs systemd (PID 1) to restart %s" % service.name, **result)
     master = _find_running(module, service, result)
+    if result["restart_reasons"] and not service.systemctl:
+        module.fail_json(msg="%s; without systemd (PID 1) restart %s by hand" % (result["restart_reasons"][0], service.name),
+                         **result)
     if module.check_mode:
         # nginx -t writes (log files, temp dirs, a pid file): check mode only reports.
         result["changed"] = True
@@ -479,7 +497,7 @@ def main():
                                                                target["config"], target["binary"]), **result)
     _test_config(module, target, result)
     offset = log_size(target["error_log"])
-    if not master or module.params["restart"]:
+    if not master or result["restart_reasons"]:
         _start(module, service, master, offset, began, result)
     _reload(module, service, master, offset, began, result)
 

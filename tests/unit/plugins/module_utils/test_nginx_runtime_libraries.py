@@ -3,6 +3,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import shutil
+import subprocess
 
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 
@@ -49,3 +51,22 @@ def test_worker_libraries_reads_the_first_live_worker(tmp_path):
     assert nginx_runtime.worker_libraries(str(tmp_path))["pcre"] == 1
     os.remove(str(tmp_path / "12" / "maps"))
     assert nginx_runtime.worker_libraries(str(tmp_path)) is None
+
+
+def test_stale_binary_asks_the_kernel_which_file_a_process_runs(tmp_path):
+    # A copy of sleep stands in for the nginx binary: replaced on disk as a package upgrade
+    # does (a new file renamed over the old one), the running process keeps the old inode.
+    binary = tmp_path / "nginx"
+    shutil.copy2(shutil.which("sleep"), str(binary))
+    process = subprocess.Popen([str(binary), "30"])
+    try:
+        assert nginx_runtime.stale_binary(process.pid, str(binary)) is None
+        upgrade = tmp_path / "nginx.new"
+        shutil.copy2(str(binary), str(upgrade))
+        os.rename(str(upgrade), str(binary))
+        reason = nginx_runtime.stale_binary(process.pid, str(binary))
+        assert reason is not None and "(deleted)" in reason and str(binary) in reason
+        assert nginx_runtime.stale_binary(999999999, str(binary)) is None, "a process that is gone cannot be stale"
+    finally:
+        process.kill()
+        process.wait()

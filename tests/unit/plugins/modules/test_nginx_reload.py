@@ -139,6 +139,8 @@ def world(monkeypatch, tmp_path):
         monkeypatch.setattr(nginx_reload.os, "kill", w.kill)
         monkeypatch.setattr(nginx_reload, "_pidfd_open", None)
         monkeypatch.setattr(nginx_reload, "process_clock", lambda *a, **kw: SIGNALLED)
+        w.stale = None
+        monkeypatch.setattr(nginx_reload, "stale_binary", lambda pid, binary: w.stale)
         return w
     return make
 
@@ -252,6 +254,26 @@ def test_restart_tests_first_then_proves_the_new_master_and_workers(world, run_m
     assert result["action"] == "restarted"
     assert [c for c in w.commands() if c not in ("show", "-u")] == ["-t", "daemon-reload", "restart"]
     assert result["master_pid"] == 200 and result["new_worker_pids"] == [201, 202]
+
+
+def test_a_master_on_a_replaced_binary_is_restarted_not_reloaded(world, run_module):
+    w = world()
+    w.stale = "master 100 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx"
+    check = run_module(nginx_reload, {"timeout": 5}, check_mode=True)
+    assert check["action"] == "restarted" and check["restart_reasons"] == [w.stale] and w.signals == []
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert not result["failed"], result["msg"]
+    assert result["action"] == "restarted" and result["restart_reasons"] == [w.stale]
+    assert [c for c in w.commands() if c not in ("show", "-u")] == ["-t", "daemon-reload", "restart"]
+    assert w.signals == [] and result["master_pid"] == 200
+
+
+def test_without_systemd_a_master_on_a_replaced_binary_fails_untouched(world, run_module):
+    w = world(systemd=False)
+    w.stale = "master 100 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx"
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert result["failed"] and "(deleted)" in result["msg"] and "by hand" in result["msg"]
+    assert w.signals == [] and w.commands() == []
 
 
 def test_restart_that_fails_at_start_fails_with_nginxs_words(world, run_module):
