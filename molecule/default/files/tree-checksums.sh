@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Prints what a check run must leave alone: the installed packages, where every symlink under
 # the given directories points and the checksum of every regular file (one file system each).
 set -euo pipefail
