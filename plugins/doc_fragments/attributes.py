@@ -41,3 +41,14 @@ attributes:
     membership:
       - hardened.openresty.nginx
 """
+
+    # The option binary as nginx_config and nginx_reload take it (nginx_binary.find_binary).
+    BINARY = r"""
+options:
+  binary:
+    description:
+      - Path of the nginx binary.
+      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
+        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
+    type: path
+"""

@@ -62,12 +62,6 @@ options:
       - The main configuration file, relative to O(conf_dir), that C(nginx -t) tests.
     type: str
     default: nginx.conf
-  binary:
-    description:
-      - Path of the nginx binary.
-      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
-        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
-    type: path
   files:
     description:
       - The files to manage. Files of O(conf_dir) not listed are left as they are (and are
@@ -161,6 +155,7 @@ options:
     default: {}
 extends_documentation_fragment:
   - hardened.openresty.attributes
+  - hardened.openresty.attributes.binary
   - hardened.openresty.attributes.nginx_group
 attributes:
   check_mode:

@@ -55,12 +55,6 @@ version_added: 0.1.0
 author:
   - hardened.openresty contributors (!UNKNOWN)
 options:
-  binary:
-    description:
-      - Path of the nginx binary.
-      - Default is C(openresty), else C(nginx), looked up on the path, in the sbin directories,
-        C(/usr/local/openresty/bin) and C(/usr/local/openresty/nginx/sbin).
-    type: path
   config:
     description:
       - Main configuration file to test.
@@ -109,6 +103,7 @@ options:
     default: false
 extends_documentation_fragment:
   - hardened.openresty.attributes
+  - hardened.openresty.attributes.binary
   - hardened.openresty.attributes.nginx_group
 attributes:
   check_mode:
