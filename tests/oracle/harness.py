@@ -105,6 +105,14 @@ class Oracle(object):
         request.update(options)
         return self.ask(request)
 
+    def reload(self, name, before, after, requests):
+        """Serve before ({relative path: text}), then SIGHUP the master with after written over
+        it; the answers to requests (URLs on the case socket) and the workers of each generation."""
+        def encode(files):
+            return dict((rel, base64.b64encode(data.encode("utf-8")).decode("ascii")) for rel, data in files.items())
+        return self.ask({"op": "reload", "name": name, "before": encode(before), "after": encode(after),
+                         "requests": list(requests)})
+
     def close(self):
         if self.process is not None:
             try:

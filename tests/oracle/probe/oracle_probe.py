@@ -232,6 +232,64 @@ def apply_replacements(root, replace):
                     handle.write(changed)
 
 
+def write_files(workdir, files):
+    for rel, data in files.items():
+        path = os.path.join(workdir, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as handle_:
+            handle_.write(base64.b64decode(data))
+
+
+def wait_for(predicate, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    return None
+
+
+def handle_reload(request):
+    """Start nginx with the files of `before`, ask `requests`, write the files of `after` over
+    them, SIGHUP the master, wait for its new worker generation and ask again: what a reload
+    really applies."""
+    workdir = prepare(request["name"])
+    os.makedirs(workdir)
+    write_files(workdir, request["before"])
+    if os.path.exists(CASE_SOCKET):
+        os.unlink(CASE_SOCKET)
+    proc = subprocess.Popen(nginx_argv(workdir, "daemon off; pid %s/nginx.pid;" % workdir, None),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    answer = {"name": request["name"], "master": proc.pid}
+    try:
+        old = wait_for(lambda: os.path.exists(CASE_SOCKET) and workers_of(proc.pid), 30)
+        if not old:
+            answer["error"] = "nginx did not start (status %s)" % proc.poll()
+            return answer
+        answer["before"] = {"workers": old, "requests": dict((url, curl(CASE_SOCKET, url)) for url in request["requests"])}
+        write_files(workdir, request["after"])
+        proc.send_signal(signal.SIGHUP)
+        old_pids = set(w["pid"] for w in old)
+        new = wait_for(lambda: [w for w in workers_of(proc.pid) if w["pid"] not in old_pids]
+                       if not old_pids & set(w["pid"] for w in workers_of(proc.pid)) else None, 15)
+        if not new:
+            answer["error"] = "no new worker generation after SIGHUP"
+            return answer
+        answer["after"] = {"workers": new, "master_alive": proc.poll() is None,
+                           "requests": dict((url, curl(CASE_SOCKET, url)) for url in request["requests"])}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _out, err = proc.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _out, err = proc.communicate()
+        answer["log"] = log_lines(err)
+    return answer
+
+
 def prepare(name):
     workdir = os.path.join(RUN, name)
     if os.path.exists(workdir):
@@ -243,6 +301,8 @@ def handle(request):
     op = request["op"]
     if op == "setup":
         return setup()
+    if op == "reload":
+        return handle_reload(request)
     started = time.time()
     answer = handle_case(request)
     answer["seconds"] = round(time.time() - started, 3)
@@ -256,11 +316,7 @@ def handle_case(request):
         apply_replacements(workdir, request.get("replace"))
     else:
         os.makedirs(workdir)
-        for rel, data in request["files"].items():
-            path = os.path.join(workdir, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as handle_:
-                handle_.write(base64.b64decode(data))
+        write_files(workdir, request["files"])
     shutil.copy(os.path.join(HERE, "oracle-probe.conf"), os.path.join(workdir, "oracle-probe.conf"))
     return check(request["name"], workdir, request.get("g"), request.get("run", True),
                  request.get("requests") or request.get("urls"), request.get("read_timeout", False),
