@@ -47,7 +47,21 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_COMMENT, _QUOTED, _WORD = (_TOKEN.groupindex[name] for name in ("comment", "quoted", "word"))
+_COMMENT, _SPECIAL, _QUOTED, _WORD = (
+    _TOKEN.groupindex[name] for name in ("comment", "special", "quoted", "word"))
+# The fast path for the statements most files are made of: "}" alone, or words that need
+# no unescaping, on one line, then ";" or "{". _TOKEN reads such a statement as exactly
+# these words, since none starts with "#" or a quote and none holds a backslash, "${", "}",
+# a quote or a space that nginx does not split at (so str.split splits them as nginx
+# does). Anything else is read token by token with _TOKEN.
+# (Written as "first character, then runs between dollars" so that a failed match backtracks
+# in linear time.)
+_FAST_WORD = r"""(?:[^\s;{}\\"'#$]|\$(?!\{))[^\s;{}\\"'$]*(?:\$(?!\{)[^\s;{}\\"'$]*)*"""
+_FAST_STATEMENT = re.compile(
+    r"[ \t\r\n]*(?:(?P<close>\})|(?P<words>%s(?:[ \t\r]+%s)*)[ \t\r]*(?P<end>[;{]))"
+    % (_FAST_WORD, _FAST_WORD))
+_FAST_CLOSE, _FAST_WORDS, _FAST_END = (
+    _FAST_STATEMENT.groupindex[name] for name in ("close", "words", "end"))
 # What nginx's copy loop turns an escape into; any other backslash is kept as is.
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
@@ -286,7 +300,7 @@ def without_cyclic_gc(function):
     return wrapper
 
 
-def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None):
+def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None, exact=False):
     """Parse one file's text into a list of Directive. Raises NginxParseError.
 
     data is true for a file included inside a data block (map, geo, types, ...): its lines
@@ -296,6 +310,9 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
 
     For an ASCII file the position of nginx's 4096-byte buffer is followed, so that each
     Lua block is lexed with the buffer lua-nginx-module has (see read_lua_block).
+
+    exact=True reads every token with the token lexer, without the fast path for plain
+    statements (the same result, slower: the tests compare the two).
     """
     root = []
     stack = []  # parent lists of the open blocks
@@ -316,87 +333,113 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
         buffer = [0, end if size is None else min(size, end)]
         buffer[0] = min(buffer[1], CONF_BUFFER)
     previous, previous_start = None, 0
+    match_fast = None if exact else _FAST_STATEMENT.match
     while pos < end:
-        match = match_token(text, pos)
-        if match is None:
-            rest = text[pos:]
-            if not rest.strip(" \t\r\n"):
-                break
-            start = pos + len(rest) - len(rest.lstrip(" \t\r\n"))
-            line += count("\n", counted, start)
-            if text[start] in "\"'":
-                raise NginxParseError("unterminated quoted string", filename, line)
-            raise NginxParseError("unexpected %r" % text[start], filename, line)
-        kind = match.lastindex
-        start = match.start(kind)
-        line += count("\n", counted, start)
-        counted = start
-        if buffer is not None and match.end() > buffer[0] < buffer[1]:
-            before = pos
-            while buffer[0] < match.end() and buffer[0] < buffer[1]:
-                refill = buffer[0]
-                new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
-                                                        previous_start) + CONF_BUFFER)
-                if new_last <= refill:
-                    break  # a token too long for the buffer: reported below
-                buffer[0] = new_last
-        previous, previous_start = kind, start
-        pos = match.end()
-        if kind == _WORD:
-            value = match.group(kind)
-            if len(value) >= _LONG_CHARS:
-                _check_length(value, CONF_BUFFER, filename, line)
-            words.append(_unescape(value) if "\\" in value else value)
-            lines.append(line)
-        elif kind == _QUOTED:
-            if pos < end and text[pos] not in " \t\r\n;{)":
-                raise NginxParseError("unexpected %r after quoted string" % text[pos], filename,
-                                      line + count("\n", start, pos))
-            value = text[start + 1:pos - 1]
-            if len(value) >= _LONG_CHARS:
-                _check_length(value, CONF_BUFFER - 1, filename, line)
-            words.append(_unescape(value) if "\\" in value else value)
-            lines.append(line)
-        elif kind == _COMMENT:
-            # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
-            if pos - start >= _LONG_CHARS:
-                _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
-        else:
-            char = text[start]
-            if char == ";":
-                if not words:
-                    raise NginxParseError('unexpected ";"', filename, line)
-                if words[0].endswith(LUA_BLOCK_SUFFIX) and not data:
-                    raise NginxParseError('directive "%s" has no opening "{"' % words[0], filename,
-                                          lines[0])
-                node = _statement(words, lines, filename)
-                current.append(node)
-                if includes is not None and node.directive == "include":
-                    if len(node.args) != 1:
-                        raise NginxParseError('invalid number of arguments in "include" directive',
-                                              filename, node.line)
-                    includes.append((node, data))
-                words, lines = [], []
-            elif char == "{":
-                if not words or data:
-                    raise NginxParseError('unexpected "{"', filename, line)
-                if words[0].endswith(LUA_BLOCK_SUFFIX):
-                    body, pos = read_lua_block(text, pos, filename, buffer)
-                    previous = None  # the next read_token call starts after the block
-                    words.append(body)
-                    lines.append(line)
-                    current.append(_statement(words, lines, filename))
+        char = None
+        if match_fast is not None and not words:
+            match = match_fast(text, pos)
+            # Taken only where _TOKEN would read no token past nginx's buffer (there is no
+            # refill to follow) and no word can be too long for it.
+            if match is not None and (buffer is None or match.end() <= buffer[0]
+                                      or buffer[0] >= buffer[1]):
+                kind = match.lastindex
+                if kind == _FAST_CLOSE:
+                    start = match.start(kind)
+                    char = "}"
                 else:
-                    node = _statement(words, lines, filename, block=[])
-                    current.append(node)
-                    stack.append((current, data))
-                    current = node.block
-                    data = node.directive in DATA_BLOCKS
-                words, lines = [], []
-            else:  # "}"
-                if words or not stack:
-                    raise NginxParseError('unexpected "}"', filename, line)
-                current, data = stack.pop()
+                    start = match.start(_FAST_WORDS)
+                    if match.end() - start < _LONG_CHARS:
+                        words = match.group(_FAST_WORDS).split()
+                        char = match.group(kind)
+                if char is not None:
+                    line += count("\n", counted, start)
+                    counted = start
+                    lines = [line] * len(words)
+                    previous, previous_start = _SPECIAL, match.start(kind)
+                    pos = match.end()
+        if char is None:
+            match = match_token(text, pos)
+            if match is None:
+                rest = text[pos:]
+                if not rest.strip(" \t\r\n"):
+                    break
+                start = pos + len(rest) - len(rest.lstrip(" \t\r\n"))
+                line += count("\n", counted, start)
+                if text[start] in "\"'":
+                    raise NginxParseError("unterminated quoted string", filename, line)
+                raise NginxParseError("unexpected %r" % text[start], filename, line)
+            kind = match.lastindex
+            start = match.start(kind)
+            line += count("\n", counted, start)
+            counted = start
+            if buffer is not None and match.end() > buffer[0] < buffer[1]:
+                before = pos
+                while buffer[0] < match.end() and buffer[0] < buffer[1]:
+                    refill = buffer[0]
+                    new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
+                                                            previous_start) + CONF_BUFFER)
+                    if new_last <= refill:
+                        break  # a token too long for the buffer: reported below
+                    buffer[0] = new_last
+            previous, previous_start = kind, start
+            pos = match.end()
+            if kind == _WORD:
+                value = match.group(kind)
+                if len(value) >= _LONG_CHARS:
+                    _check_length(value, CONF_BUFFER, filename, line)
+                words.append(_unescape(value) if "\\" in value else value)
+                lines.append(line)
+                continue
+            if kind == _QUOTED:
+                if pos < end and text[pos] not in " \t\r\n;{)":
+                    raise NginxParseError("unexpected %r after quoted string" % text[pos], filename,
+                                          line + count("\n", start, pos))
+                value = text[start + 1:pos - 1]
+                if len(value) >= _LONG_CHARS:
+                    _check_length(value, CONF_BUFFER - 1, filename, line)
+                words.append(_unescape(value) if "\\" in value else value)
+                lines.append(line)
+                continue
+            if kind == _COMMENT:
+                # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
+                if pos - start >= _LONG_CHARS:
+                    _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
+                continue
+            char = text[start]
+        if char == ";":
+            if not words:
+                raise NginxParseError('unexpected ";"', filename, line)
+            if words[0].endswith(LUA_BLOCK_SUFFIX) and not data:
+                raise NginxParseError('directive "%s" has no opening "{"' % words[0], filename,
+                                      lines[0])
+            node = _statement(words, lines, filename)
+            current.append(node)
+            if includes is not None and node.directive == "include":
+                if len(node.args) != 1:
+                    raise NginxParseError('invalid number of arguments in "include" directive',
+                                          filename, node.line)
+                includes.append((node, data))
+            words, lines = [], []
+        elif char == "{":
+            if not words or data:
+                raise NginxParseError('unexpected "{"', filename, line)
+            if words[0].endswith(LUA_BLOCK_SUFFIX):
+                body, pos = read_lua_block(text, pos, filename, buffer)
+                previous = None  # the next read_token call starts after the block
+                words.append(body)
+                lines.append(line)
+                current.append(_statement(words, lines, filename))
+            else:
+                node = _statement(words, lines, filename, block=[])
+                current.append(node)
+                stack.append((current, data))
+                current = node.block
+                data = node.directive in DATA_BLOCKS
+            words, lines = [], []
+        else:  # "}"
+            if words or not stack:
+                raise NginxParseError('unexpected "}"', filename, line)
+            current, data = stack.pop()
     line += count("\n", counted, end)
     if words:
         raise NginxParseError('unexpected end of file, expecting ";" or "}"', filename, line)
@@ -470,7 +513,7 @@ class NginxConfig(object):
                     file_stack.pop()
 
 
-def _open_in_order(config, roots, read, expand, sizes=None):
+def _open_in_order(config, roots, read, expand, sizes=None, exact=False):
     """Parse roots and every file they include, in the order nginx opens them.
 
     read(path, node) returns a file's text (None: the file includes nothing); expand(node)
@@ -491,7 +534,7 @@ def _open_in_order(config, roots, read, expand, sizes=None):
             # first met as directives, now inside a data block: read it as data too
             includes[path] = []
             config.files[path] = parse_string(read(path, node), path, True, includes[path],
-                                              (sizes or {}).get(path))
+                                              (sizes or {}).get(path), exact)
         else:
             text = read(path, node)
             if text is None:
@@ -499,7 +542,7 @@ def _open_in_order(config, roots, read, expand, sizes=None):
                 return
             includes[path] = []
             config.files[path] = parse_string(text, path, data, includes[path],
-                                              (sizes or {}).get(path))
+                                              (sizes or {}).get(path), exact)
             opened.append(path)
         if data:
             data_files.add(path)
@@ -787,7 +830,7 @@ MAX_DUMP_READINGS = 256
 MAX_DUMP_WORK = 64 * 1024 * 1024
 
 
-def _reading(lines, boundaries, main):
+def _reading(lines, boundaries, main, exact=False):
     """Parse one split of the dump; return (config, problem) where problem is None when
     nginx could have written the dump this way (files in the order nginx opens them, each
     once, every one reached from the roots)."""
@@ -828,11 +871,11 @@ def _reading(lines, boundaries, main):
             break
         if path not in opened:
             roots.append(path)
-            opened.extend(_open_in_order(config, [path], read, expand, sizes))
+            opened.extend(_open_in_order(config, [path], read, expand, sizes, exact))
     if main in opened:
         problem = problem or "%s is included by a file before it" % main
     roots.append(main)
-    opened.extend(_open_in_order(config, [main], read, expand, sizes))
+    opened.extend(_open_in_order(config, [main], read, expand, sizes, exact))
     config.roots = roots
     if problem is None and opened != order:
         missing = [path for path in order if path not in opened]
@@ -844,7 +887,7 @@ def _reading(lines, boundaries, main):
 
 
 @without_cyclic_gc
-def parse_dump(text, main=None):
+def parse_dump(text, main=None, exact=False):
     """Parse the text of `nginx -T` into an NginxConfig. Raises NginxParseError.
 
     The first file is the main one unless main names a later file (a dump taken with
@@ -858,23 +901,25 @@ def parse_dump(text, main=None):
     order, none twice. Otherwise the readings with the fewest markers taken as content
     that do fit are used (config.alternatives holds the others) and config.dump_issues
     says which marker lines are not file starts.
+
+    exact=True turns the fast paths of the lexers off (see parse_string).
     """
     lines = _dump_lines(text)
     markers = _markers(lines)
     error = None
     try:
-        config, problem = _reading(lines, markers, main)
+        config, problem = _reading(lines, markers, main, exact)
         if problem is None:
             return config
     except NginxParseError as exc:
         config, problem, error = None, str(exc), exc
-    fits = _other_readings(lines, markers, main, len(text))
+    fits = _other_readings(lines, markers, main, len(text), exact)
     if main is None and len(markers) > 1:
         # Without the main file's name, a dump taken with -g (its files first) fits too.
         for index in markers[1:]:
             path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
             try:
-                reading, later_problem = _reading(lines, markers, path)
+                reading, later_problem = _reading(lines, markers, path, exact)
             except NginxParseError:
                 continue
             if later_problem is None:
@@ -916,7 +961,7 @@ def _containing_file(lines, markers, dropped):
     return where
 
 
-def _other_readings(lines, markers, main, size):
+def _other_readings(lines, markers, main, size, exact=False):
     """[(dropped marker indexes, config)] of the readings that fit, fewest dropped first."""
     optional = markers[1:]
     budget = min(MAX_DUMP_READINGS, max(1, MAX_DUMP_WORK // max(size, 1)))
@@ -929,7 +974,7 @@ def _other_readings(lines, markers, main, size):
                 return fits
             keep = [index for index in markers if index not in dropped]
             try:
-                config, problem = _reading(lines, keep, main)
+                config, problem = _reading(lines, keep, main, exact)
             except NginxParseError:
                 continue
             if problem is None:
@@ -948,7 +993,7 @@ PARAMS_FILE = "nginx -g"
 
 
 @without_cyclic_gc
-def load_tree(main, params=None):
+def load_tree(main, params=None, exact=False):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 
     Includes resolve as nginx resolves them (resolve_include: glob(3) for patterns,
@@ -956,6 +1001,7 @@ def load_tree(main, params=None):
     read is an error, as in nginx.
     params is the text of nginx's -g option: directives of the main context that nginx reads
     before the main file (ngx_conf_param); they come first, their file is PARAMS_FILE.
+    exact=True turns the fast paths of the lexers off (see parse_string).
     """
     main = os.path.abspath(main)
     config = NginxConfig({}, main)
@@ -973,7 +1019,8 @@ def load_tree(main, params=None):
     def read_or_params(path, node):
         return params if path == PARAMS_FILE else read(path, node)
 
-    _open_in_order(config, ([PARAMS_FILE] if params else []) + [main], read_or_params, expand)
+    _open_in_order(config, ([PARAMS_FILE] if params else []) + [main], read_or_params, expand,
+                   exact=exact)
     if params:
         config.files[main] = config.files.pop(PARAMS_FILE) + config.files[main]
         config.roots = [main]

@@ -82,20 +82,18 @@ def read_string(text, data=False, size=None, exact=False):
     """The tree, the includes and nginx's buffer where each Lua block starts."""
     includes = []
     buffers = {}
-    readers = nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast
+    reader = nginx_parser.read_lua_block
 
-    def logged(reader):
-        def read(text, pos, *args):
-            buffer = args[-1]
-            buffers.setdefault(pos, None if buffer is None else list(buffer))
-            return reader(text, pos, *args)
-        return read
+    def logged(text, pos, *args):
+        buffer = args[-1]
+        buffers.setdefault(pos, None if buffer is None else list(buffer))
+        return reader(text, pos, *args)
 
-    nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast = (logged(reader) for reader in readers)
+    nginx_parser.read_lua_block = logged
     try:
         nodes = nginx_parser.parse_string(text, "t.conf", data, includes, size, exact=exact)
     finally:
-        nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast = readers
+        nginx_parser.read_lua_block = reader
     return tree(nodes), [(tree([node]), in_data) for node, in_data in includes], sorted(buffers.items())
 
 
@@ -150,6 +148,80 @@ def _all(nodes):
                 yield child
 
 
+# -- the corpus ----------------------------------------------------------------------------
+
+def test_the_corpus_is_there():
+    assert len(CASES) > 100 and len(CASE_FILES) > len(CASES) and len(FIXTURES) == 2
+
+
+@pytest.mark.parametrize("path", CASE_FILES, ids=lambda path: os.path.relpath(path, ROOT))
+def test_oracle_case_files_read_the_same(path):
+    text = nginx_parser.read_file(path)
+    for data in (False, True):
+        assert_same_string(text, data)
+    # nginx's buffer at other offsets of the same file
+    for shift in (1, 2048, 4000, 4095):
+        assert_same_string(" " * shift + text)
+    dump = "# configuration file /etc/nginx/nginx.conf:\n" + text + "\n"
+    config = assert_same_dump(dump)
+    if config is not None:
+        for code in inline_code(config):
+            assert_same_uses(code)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: os.path.basename(os.path.dirname(case)))
+def test_oracle_cases_load_the_same(case):
+    main = os.path.join(case, "nginx.conf")
+    fast = outcome(nginx_parser.load_tree, main)
+    exact = outcome(nginx_parser.load_tree, main, exact=True)
+    assert fast[0] == exact[0]
+    if fast[0] == "error":
+        assert fast == exact
+        return
+    assert config_reading(fast[1]) == config_reading(exact[1])
+    assert findings(fast[1], False) == findings(exact[1], True)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=os.path.basename)
+def test_fixture_dumps_read_the_same(path):
+    config = assert_same_dump(nginx_parser.read_file(path))
+    assert config is not None and config.files
+    for code in inline_code(config):
+        assert_same_uses(code)
+
+
+STATEMENTS = [
+    "listen 80;", "location / {", "}", "a;", "return 200 \"ok\";", "set $a ${b};", "x 'a b' c;",
+    "# comment\n", "a #b\n;", "access_by_lua_file /x.lua;", "content_by_lua_block { return }",
+    "if ($a) {", "a\\;b;", "w" * 1030 + ";", "a\r\n;", "\u00e9;", "map $a $b {",
+]
+
+
+@pytest.mark.parametrize("statement", STATEMENTS)
+@pytest.mark.parametrize("margin", range(-3, 4))
+def test_statements_at_the_end_of_the_buffer_read_the_same(statement, margin):
+    # the statement ends at nginx's first buffer end, or a few characters before or after
+    pad = nginx_parser.CONF_BUFFER - len(statement) + margin
+    after = " x;\n  content_by_lua_block { a = '}' }\n" + " " * 5000 + "set_by_lua_block $a { }\n"
+    opened = "a {\nb {\n"
+    closed = "}" * (2 + statement.endswith("{") - (statement == "}"))
+    text = opened + " " * (pad - len(opened)) + statement + after + closed
+    assert text.index(statement) + len(statement) == nginx_parser.CONF_BUFFER + margin
+    fast = outcome(read_string, text)
+    assert fast == outcome(read_string, text, exact=True)
+    assert fast[0] == "ok" or statement.startswith("map")  # a "{" in a map is an error
+
+
+@pytest.mark.parametrize("shift", list(range(0, 700, 11)) + [1000, 2047, 2048, 2049, 3000, 4095])
+def test_the_benchmark_dump_reads_the_same_at_every_buffer_offset(shift):
+    marker = "# configuration file /etc/nginx/conf.d/servers.conf:\n"
+    text = BENCH.generate_dump(24).replace(marker, marker + " " * shift)
+    config = assert_same_dump(text)
+    assert len(config.files["/etc/nginx/conf.d/servers.conf"]) == 24
+    for code in set(inline_code(config)):
+        assert_same_uses(code)
+
+
 LUA_TRICKY = [
     "-- [[\nos.execute()]]", "-- \"\\\nos\"", ".0x", ".0xos", "1los.exit()", "--[[ os ]] os.exit()",
     "--[==[ ]] os ]==] io.popen()", "[[ os ]] io.popen()", "'os' \"io\" os", "x = [=[\n]] os ]=]",
@@ -178,6 +250,16 @@ def test_the_alias_cases_find_the_same():
 
 # -- generated inputs ------------------------------------------------------------------------
 
+NGINX_PIECES = [
+    " ", "  ", "\t", "\r", "\n", "\r\n", ";", "{", "}", "#", "# c {\n", "\"", "'", "\\", "\\\"",
+    "\\n", "\\;", "\\{", "$", "${", "$x", "a", "b1", "a\"b", "'a b'", "\"a;b{}\"", "(", ")",
+    "\x00", "\x0b", "\x0c", "\x1c", "\x85", "\xa0", "\u00e9", "\u2028", "server", "location /",
+    "if ($a)", "map $a $b", "types", "include x.conf", "return 200", "content_by_lua_block",
+    "set_by_lua_block $v", "access_by_lua_block {", "lua_code_cache off", "http {", "events {}",
+    "[[", "]]", "[==[", "]==]", "[=[", "--", "--[[", "--[==[", "-", "[", "]", "=",
+    "os.execute(\"x\")", "string", "load", "return \"}\"", "'}'", "-- }\n", "\" \n",
+    " " * 700, "#" + "x" * 1100 + "\n", "x" * 1030, "\n" * 40, "-- " + "y" * 2100 + "\n",
+]
 LUA_PIECES = [
     " ", "\t", "\r", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\xa0", "\u00e9", "\x00", "--", "--[[",
     "]]", "[[", "[=[", "]=]", "[", "]", "=", "-", "\"", "'", "\\", "\\\"", "\\\n", "{", "}", "(",
@@ -187,6 +269,23 @@ LUA_PIECES = [
     "execute", "popen", "loaded", "= os", ".execute(", "os.execute(\"a\")", "local o = os ",
     "(\"\").dump", "return",
 ]
+
+
+@settings(**GENERATED)
+@given(st.lists(st.sampled_from(NGINX_PIECES), max_size=60).map("".join), st.booleans(),
+       st.integers(0, 3))
+def test_generated_configurations_read_the_same(text, data, cut):
+    assert_same_string(text, data)
+    # the size of a dumped file (one byte shorter than its text) and shorter ones
+    assert_same_string(text, data, max(0, len(text) - cut))
+
+
+@settings(**GENERATED)
+@given(st.lists(st.sampled_from(NGINX_PIECES + ["content_by_lua_block {", "}"] * 5), max_size=80)
+       .map("".join), st.integers(0, 4100))
+def test_generated_lua_blocks_read_the_same_wherever_the_buffer_ends(body, shift):
+    text = "#" * min(shift, 1000) + "\n" + " " * shift + "content_by_lua_block {" + body + "}\n"
+    assert_same_string(text)
 
 
 LUA_CHARACTERS = "osxl_0159eEpPuUiLX.-[]=\"'\\\n\r\t {}();:,~#\x00\x0b\x1c\xa0\u00e9\u0663"
