@@ -73,6 +73,17 @@ _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 _LUA_LEX = re.compile(
     r"""(?P<open>\{)|(?P<close>\})|(?P<long>\[=*\[)|(?P<longcomment>--\[=*\[)|\]=*\]"""
     r"""|--[^\n]*|"(?:\\[^\n]|[^"\n\\])*"|'(?:\\[^\n]|[^'\n\\])*'""")
+# The fast path of read_lua_block: one match runs over everything _LUA_LEX would read up to
+# the next "{" or "}" (or up to where it would fail): the characters it skips, line
+# comments, long comments and long strings with their closing bracket, short strings, and
+# the single "-", "[" or quote that starts none of these. The alternatives are tried in
+# _LUA_LEX's order at each character that can start a token; a long bracket or comment
+# without its closing bracket matches nothing, so the run stops there.
+_LUA_SKIP = re.compile(
+    r"""(?:[^-\["'{}]+|--\[(?P<comment_level>=*)\[.*?\](?P=comment_level)\]|--(?!\[=*\[)[^\n]*"""
+    r"""|-(?!-)|\[(?P<string_level>=*)\[.*?\](?P=string_level)\]|\[(?!=*\[)"""
+    r"""|"(?:\\[^\n]|[^"\n\\])*"|'(?:\\[^\n]|[^'\n\\])*'|["'])*""",
+    re.DOTALL)
 # Where a token that matters can start (a closing long bracket changes nothing: skipped).
 _LUA_INTERESTING = re.compile(r"""[-\["'{}]""")
 _LUA_OPEN, _LUA_CLOSE, _LUA_LONG, _LUA_LONG_COMMENT = (
@@ -233,6 +244,51 @@ def read_lua_block(text, pos, filename=None, buffer=None):
                                       "inlined Lua code may be too long (Lua long %s of more "
                                       "than %d bytes)" % (close, what, CONF_BUFFER), filename,
                                       _line_at(text, match.start()))
+
+
+def _read_lua_block_fast(text, pos, buffer):
+    """read_lua_block's result when it can be read without following nginx's buffer, or None.
+
+    The body is read with _LUA_SKIP from "{" to "}". That reading is read_lua_block's when
+    the block ends inside the buffer lua-nginx-module has at its start (no token is cut by
+    the buffer's end, and a refill then changes nothing but the buffer) and
+    lua-nginx-module refills the buffer either never or at the block's first token; buffer
+    is then updated as read_lua_block updates it. Without a buffer (a non-ASCII file) the
+    block must be too short for a long bracket to be too long. Anything else (an error
+    included) returns None: read_lua_block decides.
+    """
+    begin = pos
+    depth = 1
+    skip = _LUA_SKIP.match
+    while True:
+        pos = skip(text, pos).end()
+        char = text[pos:pos + 1]
+        if char == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif char != "{":
+            return None
+        else:
+            depth += 1
+        pos += 1
+    end = pos + 1
+    if buffer is None:
+        if end - begin > _LONG_CHARS:
+            return None
+    else:
+        last, size = buffer
+        if end > last:
+            return None
+        # lua-nginx-module refills when a token read starts less than half a buffer before
+        # the buffer's end; the reads start at begin and at most at the closing brace.
+        if last < size and end - 1 > last - CONF_BUFFER // 2:
+            if begin <= last - CONF_BUFFER // 2:
+                return None  # a refill inside the block: read_lua_block finds where
+            # refilled at the first read; the next refill would come half a buffer after
+            # begin, beyond end (end <= last < begin + CONF_BUFFER // 2)
+            buffer[0] = min(size, begin + CONF_BUFFER)
+    return text[begin:pos], end
 
 
 def _refill_start(refill, before, token, kind, previous, previous_start):
@@ -424,7 +480,8 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
             if not words or data:
                 raise NginxParseError('unexpected "{"', filename, line)
             if words[0].endswith(LUA_BLOCK_SUFFIX):
-                body, pos = read_lua_block(text, pos, filename, buffer)
+                fast = None if exact else _read_lua_block_fast(text, pos, buffer)
+                body, pos = fast or read_lua_block(text, pos, filename, buffer)
                 previous = None  # the next read_token call starts after the block
                 words.append(body)
                 lines.append(line)

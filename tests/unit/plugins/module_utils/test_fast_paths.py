@@ -82,18 +82,20 @@ def read_string(text, data=False, size=None, exact=False):
     """The tree, the includes and nginx's buffer where each Lua block starts."""
     includes = []
     buffers = {}
-    reader = nginx_parser.read_lua_block
+    readers = nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast
 
-    def logged(text, pos, *args):
-        buffer = args[-1]
-        buffers.setdefault(pos, None if buffer is None else list(buffer))
-        return reader(text, pos, *args)
+    def logged(reader):
+        def read(text, pos, *args):
+            buffer = args[-1]
+            buffers.setdefault(pos, None if buffer is None else list(buffer))
+            return reader(text, pos, *args)
+        return read
 
-    nginx_parser.read_lua_block = logged
+    nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast = (logged(reader) for reader in readers)
     try:
         nodes = nginx_parser.parse_string(text, "t.conf", data, includes, size, exact=exact)
     finally:
-        nginx_parser.read_lua_block = reader
+        nginx_parser.read_lua_block, nginx_parser._read_lua_block_fast = readers
     return tree(nodes), [(tree([node]), in_data) for node, in_data in includes], sorted(buffers.items())
 
 
@@ -286,6 +288,63 @@ def test_generated_configurations_read_the_same(text, data, cut):
 def test_generated_lua_blocks_read_the_same_wherever_the_buffer_ends(body, shift):
     text = "#" * min(shift, 1000) + "\n" + " " * shift + "content_by_lua_block {" + body + "}\n"
     assert_same_string(text)
+
+
+LUA_BODIES = [
+    "", "--[[\n}", "--[[ ]] }", "--[==[ ]] }\n]==] }", "[[ } ]]", "[==[ }", "[=[ ]] ]=]", "\"}\n",
+    "\"}", "'\\'}'", "'\\\n}'", "- -}", "--}\n", "-- }\r}", "{ { } }", "[ [[ ]] [ }", "--[=x }",
+    "\"a\" \"\\\"}\"", "x = [[\n{\n]] ", "-" * 5 + "\n", "\x00}\x00", "\u00e9 \"\u00e9}\"",
+    # longer than half a buffer: lua-nginx-module refills inside them
+    "-- " + "z" * 1500 + "\n" + "x = [[a]] { } " * 60, " " * 2045 + "'}' }", "{" * 1500 + "}" * 1500,
+    "--[[" + "}" * 4090 + "]]", "s = \"" + "x" * 4100 + "\"",
+]
+
+
+def assert_same_block(text, last, size):
+    fast_buffer, exact_buffer = [last, size], [last, size]
+    fast = nginx_parser._read_lua_block_fast(text, 0, fast_buffer)
+    exact = outcome(nginx_parser.read_lua_block, text, 0, "t.conf", exact_buffer)
+    if fast is not None:
+        assert exact == ("ok", fast)
+        assert fast_buffer == exact_buffer
+    return fast is not None
+
+
+def buffer_ends(end):
+    """Where nginx's buffer may end for a block ending at end: around the block's end and
+    around half a buffer after each of its positions (where lua-nginx-module refills)."""
+    half = nginx_parser.CONF_BUFFER // 2
+    near = set(range(0, 9)) | set(range(max(0, end - 8), end + 9))
+    near |= set(range(half - 8, half + 9)) | set(range(end + half - 8, end + half + 9))
+    return sorted(near | set(range(0, end + half + 9, 37)))
+
+
+@pytest.mark.parametrize("body", LUA_BODIES)
+def test_lua_block_bodies_end_where_read_lua_block_ends_them(body):
+    text = body + "}" + " " * 6000
+    fast = 0
+    for last in buffer_ends(len(body) + 1):
+        for size in (last, len(text)):
+            fast += assert_same_block(text, last, size)
+    without = nginx_parser._read_lua_block_fast(text, 0, None)
+    if without is not None:
+        assert outcome(nginx_parser.read_lua_block, text, 0, "t.conf") == ("ok", without)
+    assert fast or without is None
+
+
+@settings(**GENERATED)
+@given(st.lists(st.sampled_from(LUA_PIECES + ["{", "}"] * 4 + [" " * 1000, "-- " + "z" * 1500 + "\n"]),
+                max_size=60).map("".join), st.data())
+def test_generated_lua_block_bodies_end_where_read_lua_block_ends_them(body, data):
+    text = body + "}" + " " * 6000
+    end = len(body) + 1
+    last = data.draw(st.one_of(st.integers(end - 3, end + 3), st.integers(2040, end + 2050),
+                               st.integers(0, len(text))).filter(lambda n: 0 <= n <= len(text)))
+    size = data.draw(st.sampled_from([last, len(text)]))
+    assert_same_block(text, last, size)
+    without = nginx_parser._read_lua_block_fast(text, 0, None)
+    if without is not None:
+        assert outcome(nginx_parser.read_lua_block, text, 0, "t.conf") == ("ok", without)
 
 
 LUA_CHARACTERS = "osxl_0159eEpPuUiLX.-[]=\"'\\\n\r\t {}();:,~#\x00\x0b\x1c\xa0\u00e9\u0663"
