@@ -99,6 +99,9 @@ DATA_BLOCKS = frozenset(("map", "geo", "split_clients", "charset_map", "types"))
 _LONG_CHARS = (CONF_BUFFER - 1) // 4  # below this many characters no token can be too long
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _DUMP_MARKER = re.compile(r"^# configuration file (.+):$")
+# A whole line that _DUMP_MARKER matches, read from the text of a dump (_split_text).
+_MARKER_START = "# configuration file "
+_MARKER_LINE = re.compile(re.escape(_MARKER_START) + r"(.+):\n")
 _BANNER = "nginx: "
 LUA_BLOCK_SUFFIX = "_by_lua_block"
 
@@ -857,6 +860,10 @@ def _markers(lines):
     return found
 
 
+def _parts(lines, boundaries, main):
+    return [(path, body) for path, body, _line in _split_at(lines, boundaries, main)]
+
+
 def _split_at(lines, boundaries, main):
     files = []
     if not boundaries or boundaries[0] != 0:
@@ -870,13 +877,48 @@ def _split_at(lines, boundaries, main):
     return files
 
 
-def split_dump(text, main=None):
+def _split_text(text, main):
+    """What _split_at(lines, _markers(lines), main) returns for text's lines, without the
+    line numbers: the same files, cut from text at the offsets of its marker lines."""
+    start = 0
+    size = len(text)
+    while start < size:  # the banner, as _dump_lines drops it
+        newline = text.find("\n", start)
+        stop = size if newline < 0 else newline + 1
+        line = text[start:stop]
+        if not (line.startswith(_BANNER) or not line.strip()):
+            break
+        start = stop
+    marks = []
+    line = start
+    while 0 <= line < size:
+        match = _MARKER_LINE.match(text, line)
+        if match:
+            marks.append((line, match.end(), match.group(1)))
+        line = text.find("\n" + _MARKER_START, line)
+        if line >= 0:
+            line += 1
+    files = []
+    if not marks or marks[0][0] != start:
+        head = text[start:marks[0][0]] if marks else text[start:]
+        if head.strip() or not marks:
+            files.append((main or DEFAULT_MAIN, head))
+    for position, (_begin, end, path) in enumerate(marks):
+        stop = marks[position + 1][0] if position + 1 < len(marks) else size
+        files.append((path, text[end:stop]))
+    return files
+
+
+def split_dump(text, main=None, exact=False):
     """Split `nginx -T` output at every file marker into an ordered list of (path, text).
 
     Leading "nginx: ..." banner lines are dropped. Output without any
     "# configuration file PATH:" marker is one file named main (default nginx.conf).
     parse_dump() checks this split against the include graph before using it.
+    exact=True splits the text into lines first (the same result, slower).
     """
+    if not exact:
+        return _split_text(text, main)
     lines = _dump_lines(text)
     return [(path, body) for path, body, _line in _split_at(lines, _markers(lines), main)]
 
@@ -887,15 +929,14 @@ MAX_DUMP_READINGS = 256
 MAX_DUMP_WORK = 64 * 1024 * 1024
 
 
-def _reading(lines, boundaries, main, exact=False):
-    """Parse one split of the dump; return (config, problem) where problem is None when
-    nginx could have written the dump this way (files in the order nginx opens them, each
-    once, every one reached from the roots)."""
-    parts = _split_at(lines, boundaries, main)
+def _reading(parts, main, exact=False):
+    """Parse one split of the dump, [(path, text)]; return (config, problem) where problem
+    is None when nginx could have written the dump this way (files in the order nginx
+    opens them, each once, every one reached from the roots)."""
     texts = {}
     order = []
     problem = None
-    for path, body, _line in parts:
+    for path, body in parts:
         if path in texts:
             problem = "%s is printed twice" % path
         else:
@@ -961,11 +1002,20 @@ def parse_dump(text, main=None, exact=False):
 
     exact=True turns the fast paths of the lexers off (see parse_string).
     """
+    if not exact:
+        # Most dumps fit their include graph as split at every marker: that reading needs
+        # no lines (the others are read below, from the lines).
+        try:
+            config, problem = _reading(_split_text(text, main), main, exact)
+            if problem is None:
+                return config
+        except NginxParseError:
+            pass
     lines = _dump_lines(text)
     markers = _markers(lines)
     error = None
     try:
-        config, problem = _reading(lines, markers, main, exact)
+        config, problem = _reading(_parts(lines, markers, main), main, exact)
         if problem is None:
             return config
     except NginxParseError as exc:
@@ -976,7 +1026,7 @@ def parse_dump(text, main=None, exact=False):
         for index in markers[1:]:
             path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
             try:
-                reading, later_problem = _reading(lines, markers, path, exact)
+                reading, later_problem = _reading(_parts(lines, markers, path), path, exact)
             except NginxParseError:
                 continue
             if later_problem is None:
@@ -1031,7 +1081,7 @@ def _other_readings(lines, markers, main, size, exact=False):
                 return fits
             keep = [index for index in markers if index not in dropped]
             try:
-                config, problem = _reading(lines, keep, main, exact)
+                config, problem = _reading(_parts(lines, keep, main), main, exact)
             except NginxParseError:
                 continue
             if problem is None:

@@ -117,6 +117,7 @@ def findings(config, exact):
 
 
 def assert_same_dump(text, main=None):
+    assert nginx_parser.split_dump(text, main) == nginx_parser.split_dump(text, main, exact=True)
     fast = outcome(nginx_parser.parse_dump, text, main)
     exact = outcome(nginx_parser.parse_dump, text, main, exact=True)
     assert fast[0] == exact[0]
@@ -124,7 +125,7 @@ def assert_same_dump(text, main=None):
         assert fast == exact
         return None
     assert config_reading(fast[1]) == config_reading(exact[1])
-    assert findings(fast[1], False) == findings(exact[1], True)
+    assert outcome(findings, fast[1], False) == outcome(findings, exact[1], True)
     return fast[1]
 
 
@@ -181,7 +182,7 @@ def test_oracle_cases_load_the_same(case):
         assert fast == exact
         return
     assert config_reading(fast[1]) == config_reading(exact[1])
-    assert findings(fast[1], False) == findings(exact[1], True)
+    assert outcome(findings, fast[1], False) == outcome(findings, exact[1], True)
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=os.path.basename)
@@ -251,6 +252,24 @@ def test_the_alias_cases_find_the_same():
 
 
 # -- generated inputs ------------------------------------------------------------------------
+
+DUMP_PIECES = [
+    "# configuration file /etc/nginx/nginx.conf:\n", "# configuration file /etc/nginx/conf.d/a.conf:\n",
+    "# configuration file /etc/nginx/conf.d/b.conf:\n", "# configuration file conf.d/a.conf:\r\n",
+    "# configuration file :\n", "# configuration file ::\n", "#  configuration file /a:\n",
+    "# configuration file /etc/nginx/conf.d/a.conf:", "nginx: the configuration file is ok\n", "nginx: ",
+    "\n", " \n", "\t\n", "\x0c\n", "\xa0\n", "\r", "include conf.d/*.conf;\n", "include /etc/nginx/conf.d/a.conf;\n",
+    "include conf.d/b.conf;\n", "http {\n", "}\n", "a b;\n", "map $a $b {\n", "content_by_lua_block { os.exit() }\n",
+    "lua_code_cache off;\n", "# a comment\n", "[[\n", "\"\n",
+]
+
+
+@settings(**GENERATED)
+@given(st.lists(st.sampled_from(DUMP_PIECES), max_size=30).map("".join),
+       st.sampled_from([None, "/etc/nginx/nginx.conf", "/etc/nginx/conf.d/a.conf", "x"]))
+def test_generated_dumps_split_and_read_the_same(text, main):
+    assert_same_dump(text, main)
+
 
 NGINX_PIECES = [
     " ", "  ", "\t", "\r", "\n", "\r\n", ";", "{", "}", "#", "# c {\n", "\"", "'", "\\", "\\\"",
