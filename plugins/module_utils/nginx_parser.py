@@ -50,18 +50,22 @@ _TOKEN = re.compile(
 _COMMENT, _SPECIAL, _QUOTED, _WORD = (
     _TOKEN.groupindex[name] for name in ("comment", "special", "quoted", "word"))
 # The fast path for the statements most files are made of: "}" alone, or words that need
-# no unescaping, on one line, then ";" or "{". _TOKEN reads such a statement as exactly
-# these words, since none starts with "#" or a quote and none holds a backslash, "${", "}",
-# a quote or a space that nginx does not split at (so str.split splits them as nginx
-# does). Anything else is read token by token with _TOKEN.
-# (Written as "first character, then runs between dollars" so that a failed match backtracks
-# in linear time.)
+# no unescaping, on one line, then ";" or "{". A word is plain or quoted. A plain one does
+# not start with "#" and holds no quote, backslash, "${", "}" or space (any character
+# str.split splits at: nginx splits only at its own four); a quoted one holds no
+# backslash and no newline, and a space, ";" or "{" follows it. _TOKEN reads such a
+# statement as exactly these words; anything else is read token by token with _TOKEN.
+# (The plain word is written as "first character, then runs between dollars" so that a
+# failed match backtracks in linear time.)
 _FAST_WORD = r"""(?:[^\s;{}\\"'#$]|\$(?!\{))[^\s;{}\\"'$]*(?:\$(?!\{)[^\s;{}\\"'$]*)*"""
+_FAST_WORD = r"""(?:%s|"[^"\\\n]*"|'[^'\\\n]*')""" % _FAST_WORD
 _FAST_STATEMENT = re.compile(
     r"[ \t\r\n]*(?:(?P<close>\})|(?P<words>%s(?:[ \t\r]+%s)*)[ \t\r]*(?P<end>[;{]))"
     % (_FAST_WORD, _FAST_WORD))
 _FAST_CLOSE, _FAST_WORDS, _FAST_END = (
     _FAST_STATEMENT.groupindex[name] for name in ("close", "words", "end"))
+# The words of such a statement that has quoted ones (each one group).
+_FAST_SPLIT = re.compile(r""""([^"]*)"|'([^']*)'|([^ \t\r]+)""")
 # What nginx's copy loop turns an escape into; any other backslash is kept as is.
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
@@ -394,112 +398,157 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
     previous, previous_start = None, 0
     match_fast = None if exact else _FAST_STATEMENT.match
     while pos < end:
-        char = None
-        if match_fast is not None and not words:
+        # The fast path: statement after statement, until one needs the token lexer. It
+        # stops (changing nothing) where _TOKEN would read a token past nginx's buffer (a
+        # refill to follow), where a word may be too long for the buffer, and before any
+        # statement nginx rejects, so that the lexer reads it and reports the error.
+        while match_fast is not None and not words:
             match = match_fast(text, pos)
-            # Taken only where _TOKEN would read no token past nginx's buffer (there is no
-            # refill to follow) and no word can be too long for it.
-            if match is not None and (buffer is None or match.end() <= buffer[0]
-                                      or buffer[0] >= buffer[1]):
-                kind = match.lastindex
-                if kind == _FAST_CLOSE:
-                    start = match.start(kind)
-                    char = "}"
-                else:
-                    start = match.start(_FAST_WORDS)
-                    if match.end() - start < _LONG_CHARS:
-                        words = match.group(_FAST_WORDS).split()
-                        char = match.group(kind)
-                if char is not None:
-                    line += count("\n", counted, start)
-                    counted = start
-                    lines = [line] * len(words)
-                    previous, previous_start = _SPECIAL, match.start(kind)
-                    pos = match.end()
-        if char is None:
-            match = match_token(text, pos)
             if match is None:
-                rest = text[pos:]
-                if not rest.strip(" \t\r\n"):
-                    break
-                start = pos + len(rest) - len(rest.lstrip(" \t\r\n"))
-                line += count("\n", counted, start)
-                if text[start] in "\"'":
-                    raise NginxParseError("unterminated quoted string", filename, line)
-                raise NginxParseError("unexpected %r" % text[start], filename, line)
+                break
+            stop = match.end()
+            if buffer is not None and stop > buffer[0] < buffer[1]:
+                break
             kind = match.lastindex
-            start = match.start(kind)
+            if kind == _FAST_CLOSE:
+                if not stack:
+                    break
+                start = match.start(kind)
+                line += count("\n", counted, start)
+                counted = start
+                previous, previous_start = _SPECIAL, start
+                pos = stop
+                current, data = stack.pop()
+                continue
+            start = match.start(_FAST_WORDS)
+            if stop - start >= _LONG_CHARS:
+                break
+            statement = match.group(_FAST_WORDS)
+            if "'" in statement or '"' in statement:
+                found = [a or b or c for a, b, c in _FAST_SPLIT.findall(statement)]
+            else:
+                found = statement.split()
+            name = found[0]
+            if match.group(kind) == ";":
+                if (not data and name.endswith(LUA_BLOCK_SUFFIX)) or (
+                        includes is not None and name == "include" and len(found) != 2):
+                    break
+                line += count("\n", counted, start)
+                counted = start
+                previous, previous_start = _SPECIAL, stop - 1
+                pos = stop
+                if name == "if":
+                    node = _statement(found, [line] * len(found), filename)
+                else:
+                    node = Directive(name, found[1:], line, filename, None, [line] * (len(found) - 1))
+                current.append(node)
+                if includes is not None and name == "include":
+                    includes.append((node, data))
+                continue
+            if data:
+                break
             line += count("\n", counted, start)
             counted = start
-            if buffer is not None and match.end() > buffer[0] < buffer[1]:
-                before = pos
-                while buffer[0] < match.end() and buffer[0] < buffer[1]:
-                    refill = buffer[0]
-                    new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
-                                                            previous_start) + CONF_BUFFER)
-                    if new_last <= refill:
-                        break  # a token too long for the buffer: reported below
-                    buffer[0] = new_last
-            previous, previous_start = kind, start
-            pos = match.end()
-            if kind == _WORD:
-                value = match.group(kind)
-                if len(value) >= _LONG_CHARS:
-                    _check_length(value, CONF_BUFFER, filename, line)
-                words.append(_unescape(value) if "\\" in value else value)
-                lines.append(line)
-                continue
-            if kind == _QUOTED:
-                if pos < end and text[pos] not in " \t\r\n;{)":
-                    raise NginxParseError("unexpected %r after quoted string" % text[pos], filename,
-                                          line + count("\n", start, pos))
-                value = text[start + 1:pos - 1]
-                if len(value) >= _LONG_CHARS:
-                    _check_length(value, CONF_BUFFER - 1, filename, line)
-                words.append(_unescape(value) if "\\" in value else value)
-                lines.append(line)
-                continue
-            if kind == _COMMENT:
-                # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
-                if pos - start >= _LONG_CHARS:
-                    _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
-                continue
-            char = text[start]
-        if char == ";":
-            if not words:
-                raise NginxParseError('unexpected ";"', filename, line)
-            if words[0].endswith(LUA_BLOCK_SUFFIX) and not data:
-                raise NginxParseError('directive "%s" has no opening "{"' % words[0], filename,
-                                      lines[0])
-            node = _statement(words, lines, filename)
-            current.append(node)
-            if includes is not None and node.directive == "include":
-                if len(node.args) != 1:
-                    raise NginxParseError('invalid number of arguments in "include" directive',
-                                          filename, node.line)
-                includes.append((node, data))
-            words, lines = [], []
-        elif char == "{":
-            if not words or data:
-                raise NginxParseError('unexpected "{"', filename, line)
-            if words[0].endswith(LUA_BLOCK_SUFFIX):
-                fast = None if exact else _read_lua_block_fast(text, pos, buffer)
+            previous, previous_start = _SPECIAL, stop - 1
+            pos = stop
+            if name.endswith(LUA_BLOCK_SUFFIX):
+                fast = _read_lua_block_fast(text, pos, buffer)
                 body, pos = fast or read_lua_block(text, pos, filename, buffer)
                 previous = None  # the next read_token call starts after the block
-                words.append(body)
-                lines.append(line)
-                current.append(_statement(words, lines, filename))
+                found.append(body)
+                current.append(_statement(found, [line] * len(found), filename))
+                continue
+            if name == "if":
+                node = _statement(found, [line] * len(found), filename, block=[])
             else:
-                node = _statement(words, lines, filename, block=[])
+                node = Directive(name, found[1:], line, filename, [], [line] * (len(found) - 1))
+            current.append(node)
+            stack.append((current, data))
+            current = node.block
+            data = name in DATA_BLOCKS
+        if pos >= end:
+            break
+        match = match_token(text, pos)
+        if match is None:
+            rest = text[pos:]
+            if not rest.strip(" \t\r\n"):
+                break
+            start = pos + len(rest) - len(rest.lstrip(" \t\r\n"))
+            line += count("\n", counted, start)
+            if text[start] in "\"'":
+                raise NginxParseError("unterminated quoted string", filename, line)
+            raise NginxParseError("unexpected %r" % text[start], filename, line)
+        kind = match.lastindex
+        start = match.start(kind)
+        line += count("\n", counted, start)
+        counted = start
+        if buffer is not None and match.end() > buffer[0] < buffer[1]:
+            before = pos
+            while buffer[0] < match.end() and buffer[0] < buffer[1]:
+                refill = buffer[0]
+                new_last = min(buffer[1], _refill_start(refill, before, start, kind, previous,
+                                                        previous_start) + CONF_BUFFER)
+                if new_last <= refill:
+                    break  # a token too long for the buffer: reported below
+                buffer[0] = new_last
+        previous, previous_start = kind, start
+        pos = match.end()
+        if kind == _WORD:
+            value = match.group(kind)
+            if len(value) >= _LONG_CHARS:
+                _check_length(value, CONF_BUFFER, filename, line)
+            words.append(_unescape(value) if "\\" in value else value)
+            lines.append(line)
+        elif kind == _QUOTED:
+            if pos < end and text[pos] not in " \t\r\n;{)":
+                raise NginxParseError("unexpected %r after quoted string" % text[pos], filename,
+                                      line + count("\n", start, pos))
+            value = text[start + 1:pos - 1]
+            if len(value) >= _LONG_CHARS:
+                _check_length(value, CONF_BUFFER - 1, filename, line)
+            words.append(_unescape(value) if "\\" in value else value)
+            lines.append(line)
+        elif kind == _COMMENT:
+            # nginx keeps a comment in its buffer like a token: 4096 bytes fail too
+            if pos - start >= _LONG_CHARS:
+                _check_length(match.group(kind), CONF_BUFFER + (pos == end), filename, line)
+        else:
+            char = text[start]
+            if char == ";":
+                if not words:
+                    raise NginxParseError('unexpected ";"', filename, line)
+                if words[0].endswith(LUA_BLOCK_SUFFIX) and not data:
+                    raise NginxParseError('directive "%s" has no opening "{"' % words[0], filename,
+                                          lines[0])
+                node = _statement(words, lines, filename)
                 current.append(node)
-                stack.append((current, data))
-                current = node.block
-                data = node.directive in DATA_BLOCKS
-            words, lines = [], []
-        else:  # "}"
-            if words or not stack:
-                raise NginxParseError('unexpected "}"', filename, line)
-            current, data = stack.pop()
+                if includes is not None and node.directive == "include":
+                    if len(node.args) != 1:
+                        raise NginxParseError('invalid number of arguments in "include" directive',
+                                              filename, node.line)
+                    includes.append((node, data))
+                words, lines = [], []
+            elif char == "{":
+                if not words or data:
+                    raise NginxParseError('unexpected "{"', filename, line)
+                if words[0].endswith(LUA_BLOCK_SUFFIX):
+                    fast = None if exact else _read_lua_block_fast(text, pos, buffer)
+                    body, pos = fast or read_lua_block(text, pos, filename, buffer)
+                    previous = None  # the next read_token call starts after the block
+                    words.append(body)
+                    lines.append(line)
+                    current.append(_statement(words, lines, filename))
+                else:
+                    node = _statement(words, lines, filename, block=[])
+                    current.append(node)
+                    stack.append((current, data))
+                    current = node.block
+                    data = node.directive in DATA_BLOCKS
+                words, lines = [], []
+            else:  # "}"
+                if words or not stack:
+                    raise NginxParseError('unexpected "}"', filename, line)
+                current, data = stack.pop()
     line += count("\n", counted, end)
     if words:
         raise NginxParseError('unexpected end of file, expecting ";" or "}"', filename, line)
