@@ -47,8 +47,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_COMMENT, _SPECIAL, _QUOTED, _WORD = (
-    _TOKEN.groupindex[name] for name in ("comment", "special", "quoted", "word"))
+_COMMENT, _QUOTED, _WORD = (_TOKEN.groupindex[name] for name in ("comment", "quoted", "word"))
 # The fast path for the statements most files are made of: "}" alone, or words that need
 # no unescaping, on one line, then ";" or "{". A word is plain or quoted. A plain one does
 # not start with "#" and holds no quote, backslash, "${", "}" or space (any character
@@ -62,8 +61,6 @@ _FAST_WORD = r"""(?:%s|"[^"\\\n]*"|'[^'\\\n]*')""" % _FAST_WORD
 _FAST_STATEMENT = re.compile(
     r"[ \t\r\n]*(?:(?P<close>\})|(?P<words>%s(?:[ \t\r]+%s)*)[ \t\r]*(?P<end>[;{]))"
     % (_FAST_WORD, _FAST_WORD))
-_FAST_CLOSE, _FAST_WORDS, _FAST_END = (
-    _FAST_STATEMENT.groupindex[name] for name in ("close", "words", "end"))
 # The words of such a statement that has quoted ones (each one group).
 _FAST_SPLIT = re.compile(r""""([^"]*)"|'([^']*)'|([^ \t\r]+)""")
 # What nginx's copy loop turns an escape into; any other backslash is kept as is.
@@ -409,34 +406,30 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
             stop = match.end()
             if buffer is not None and stop > buffer[0] < buffer[1]:
                 break
-            kind = match.lastindex
-            if kind == _FAST_CLOSE:
+            close, statement, char = match.groups()
+            if close is not None:
                 if not stack:
                     break
-                start = match.start(kind)
-                line += count("\n", counted, start)
-                counted = start
-                previous, previous_start = _SPECIAL, start
-                pos = stop
+                line += count("\n", counted, stop)
+                counted = pos = stop
+                previous = None  # for _refill_start, as after ";", "{" or "}"
                 current, data = stack.pop()
                 continue
-            start = match.start(_FAST_WORDS)
-            if stop - start >= _LONG_CHARS:
+            if len(statement) >= _LONG_CHARS:
                 break
-            statement = match.group(_FAST_WORDS)
             if "'" in statement or '"' in statement:
                 found = [a or b or c for a, b, c in _FAST_SPLIT.findall(statement)]
             else:
                 found = statement.split()
             name = found[0]
-            if match.group(kind) == ";":
+            # no newline from the first word to the end: every word is on one line
+            if char == ";":
                 if (not data and name.endswith(LUA_BLOCK_SUFFIX)) or (
                         includes is not None and name == "include" and len(found) != 2):
                     break
-                line += count("\n", counted, start)
-                counted = start
-                previous, previous_start = _SPECIAL, stop - 1
-                pos = stop
+                line += count("\n", counted, stop)
+                counted = pos = stop
+                previous = None
                 if name == "if":
                     node = _statement(found, [line] * len(found), filename)
                 else:
@@ -447,14 +440,12 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
                 continue
             if data:
                 break
-            line += count("\n", counted, start)
-            counted = start
-            previous, previous_start = _SPECIAL, stop - 1
-            pos = stop
+            line += count("\n", counted, stop)
+            counted = pos = stop
+            previous = None
             if name.endswith(LUA_BLOCK_SUFFIX):
                 fast = _read_lua_block_fast(text, pos, buffer)
                 body, pos = fast or read_lua_block(text, pos, filename, buffer)
-                previous = None  # the next read_token call starts after the block
                 found.append(body)
                 current.append(_statement(found, [line] * len(found), filename))
                 continue

@@ -200,19 +200,22 @@ STATEMENTS = [
     "a 'x\n' b;", "a \"\" '' \"'\" '\"';", "a b\"c\";", "a \"b\");", "\"a\" {",
     # rejected by nginx
     "map $a $b {", "include a b;", "include;", "content_by_lua_block x;", "a\"b\" {;", "a \"b\"c;",
+    "a " + "\u20ac" * 1400 + ";", "a \"" + "\u20ac" * 1400 + "\";",  # more than 4096 bytes
 ]
 REJECTED = STATEMENTS.index("map $a $b {")
 
 
 @pytest.mark.parametrize("statement", STATEMENTS)
 @pytest.mark.parametrize("margin", range(-3, 4))
-def test_statements_at_the_end_of_the_buffer_read_the_same(statement, margin):
-    # the statement ends at nginx's first buffer end, or a few characters before or after
+@pytest.mark.parametrize("comment", ["", "#c\n"])
+def test_statements_at_the_end_of_the_buffer_read_the_same(statement, margin, comment):
+    # the statement ends at nginx's first buffer end, or a few characters before or after;
+    # where the buffer is refilled depends on the token before it (a comment or not)
     pad = nginx_parser.CONF_BUFFER - len(statement) + margin
     after = " x;\n  content_by_lua_block { a = '}' }\n" + " " * 5000 + "set_by_lua_block $a { }\n"
-    opened = "a {\nb {\n"
+    opened = "a {\nb {\n" + comment
     closed = "}" * (2 + statement.endswith("{") - (statement == "}"))
-    text = opened + " " * (pad - len(opened)) + statement + after + closed
+    text = opened[:-len(comment) or None] + " " * (pad - len(opened)) + comment + statement + after + closed
     assert text.index(statement) + len(statement) == nginx_parser.CONF_BUFFER + margin
     fast = outcome(read_string, text)
     assert fast == outcome(read_string, text, exact=True)
