@@ -443,8 +443,7 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
             if name.endswith(LUA_BLOCK_SUFFIX):
                 fast = _read_lua_block_fast(text, pos, buffer)
                 body, pos = fast or read_lua_block(text, pos, filename, buffer)
-                found.append(body)
-                current.append(_statement(found, [line] * len(found), filename))
+                current.append(Directive(name, found[1:] + [body], line, filename, None, [line] * len(found)))
                 continue
             if name == "if":
                 node = _statement(found, [line] * len(found), filename, block=[])
