@@ -147,8 +147,7 @@ def _all(nodes):
     for node in nodes:
         yield node
         if node.block is not None:
-            for child in _all(node.block):
-                yield child
+            yield from _all(node.block)
 
 
 # -- the corpus ----------------------------------------------------------------------------
