@@ -13,6 +13,11 @@ The body becomes the directive's last argument, verbatim. Lines of data blocks (
 types, split_clients, charset_map) are kept in the tree but are not directives: walk()
 skips them.
 
+Most statements and Lua block bodies are read through fast paths (a statement, or a run of
+Lua up to the next brace, per regex match), taken only where they read exactly what the
+token lexers read, nginx's buffer included; everything else goes through the lexers.
+exact=True turns the fast paths off (the tests read every input both ways).
+
 The result is a tree of Directive objects shaped like crossplane's payload (directive,
 args, line, file, block). Includes resolve with one resolver shaped like glob(3) (against
 the filesystem, or against the files of an ``nginx -T`` dump, which is split only where
@@ -368,8 +373,8 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
     For an ASCII file the position of nginx's 4096-byte buffer is followed, so that each
     Lua block is lexed with the buffer lua-nginx-module has (see read_lua_block).
 
-    exact=True reads every token with the token lexer, without the fast path for plain
-    statements (the same result, slower: the tests compare the two).
+    exact=True reads every token with the token lexers, without the fast paths for plain
+    statements and Lua block bodies (the same result, slower: the tests compare the two).
     """
     root = []
     stack = []  # parent lists of the open blocks

@@ -2,8 +2,9 @@
 """The fast paths of the verifier's readers against their exact paths, input by input.
 
 nginx_parser and lua_tokens read most input through shortcuts (a statement at a time, a
-Lua block body in one regex run, Lua code without any watched name in one match) and fall
-back to the token-by-token readers when a shortcut cannot be sure. A shortcut that read a
+Lua block body in regex runs from brace to brace, a dump split at its marker lines without
+splitting it into lines, Lua code without any watched name in one match) and fall back to
+the token-by-token readers when a shortcut cannot be sure. A shortcut that read a
 single input differently would be a hole in the verifier, so each test here reads inputs
 both ways (exact=True turns the shortcuts off) and requires the same trees (directive,
 args, lines, files, includes), the same errors, the same dangerous uses and the same
