@@ -135,14 +135,21 @@ class Facts(object):
         self._trees = {}
         self._workers = None
         self._code_cache = {}
+        self._lua_files = None
+        self._inline_code = None
 
     # -- configuration -----------------------------------------------------------------
 
     def _directive_index(self):
         if self._index is None:
             index = {}
-            for node, context in self.config.walk():
-                index.setdefault(node.directive, []).append((node, context))
+            for pair in self.config.walk():  # (node, context)
+                name = pair[0].directive
+                found = index.get(name)
+                if found is None:
+                    index[name] = [pair]
+                else:
+                    found.append(pair)
             self._index = index
         return self._index
 
@@ -241,6 +248,11 @@ class Facts(object):
 
     def lua_files(self):
         """(directive, context, path argument) for every *_by_lua_file directive."""
+        if self._lua_files is None:
+            self._lua_files = self._find_lua_files()
+        return list(self._lua_files)
+
+    def _find_lua_files(self):
         found = []
         for name in self.names():
             if name.endswith("_by_lua_file"):
@@ -253,6 +265,11 @@ class Facts(object):
 
     def inline_code(self):
         """(directive, code, first line) for *_by_lua_block bodies and *_by_lua strings."""
+        if self._inline_code is None:
+            self._inline_code = self._find_inline_code()
+        return list(self._inline_code)
+
+    def _find_inline_code(self):
         found = []
         for name in self.names():
             if name.endswith("_by_lua_block"):

@@ -13,6 +13,11 @@ The body becomes the directive's last argument, verbatim. Lines of data blocks (
 types, split_clients, charset_map) are kept in the tree but are not directives: walk()
 skips them.
 
+Most statements and Lua block bodies are read through fast paths (a statement, or a run of
+Lua up to the next brace, per regex match), taken only where they read exactly what the
+token lexers read, nginx's buffer included; everything else goes through the lexers.
+exact=True turns the fast paths off (the tests read every input both ways).
+
 The result is a tree of Directive objects shaped like crossplane's payload (directive,
 args, line, file, block). Includes resolve with one resolver shaped like glob(3) (against
 the filesystem, or against the files of an ``nginx -T`` dump, which is split only where
@@ -48,6 +53,18 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _COMMENT, _QUOTED, _WORD = (_TOKEN.groupindex[name] for name in ("comment", "quoted", "word"))
+# The fast path for the statements most files are made of: "}" alone, or words that need
+# no unescaping, on one line, then ";" or "{". A word is plain or quoted. A plain one does
+# not start with "#" and holds no quote, backslash, "{", "}" or space (any character
+# str.split splits at: nginx splits only at its own four), and a "{" right after a "$"
+# does not end the statement (nginx reads "${" as part of the word); a quoted one holds no
+# backslash and no newline, and a space, ";" or "{" follows it. _TOKEN reads such a
+# statement as exactly these words; anything else is read token by token with _TOKEN.
+_FAST_WORD = r"""(?:[^\s;{}\\"'#][^\s;{}\\"']*|"[^"\\\n]*"|'[^'\\\n]*')"""
+_FAST_STATEMENT = re.compile(
+    r"[ \t\r\n]*(?:(\})|(%s(?:[ \t\r]+%s)*)[ \t\r]*(;|(?<!\$)\{))" % (_FAST_WORD, _FAST_WORD))
+# The words of such a statement that has quoted ones (each one group).
+_FAST_SPLIT = re.compile(r""""([^"]*)"|'([^']*)'|([^ \t\r]+)""")
 # What nginx's copy loop turns an escape into; any other backslash is kept as is.
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
@@ -59,6 +76,17 @@ _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "t": "\t", "r": "\r", "n": "\n"}
 _LUA_LEX = re.compile(
     r"""(?P<open>\{)|(?P<close>\})|(?P<long>\[=*\[)|(?P<longcomment>--\[=*\[)|\]=*\]"""
     r"""|--[^\n]*|"(?:\\[^\n]|[^"\n\\])*"|'(?:\\[^\n]|[^'\n\\])*'""")
+# The fast path of read_lua_block: one match runs over everything _LUA_LEX would read up to
+# the next "{" or "}" (or up to where it would fail): the characters it skips, line
+# comments, long comments and long strings with their closing bracket, short strings, and
+# the single "-", "[" or quote that starts none of these. The alternatives are tried in
+# _LUA_LEX's order at each character that can start a token; a long bracket or comment
+# without its closing bracket matches nothing, so the run stops there.
+_LUA_SKIP = re.compile(
+    r"""(?:[^-\["'{}]+|--\[(?P<comment_level>=*)\[.*?\](?P=comment_level)\]|--(?!\[=*\[)[^\n]*"""
+    r"""|-(?!-)|\[(?P<string_level>=*)\[.*?\](?P=string_level)\]|\[(?!=*\[)"""
+    r"""|"(?:\\[^\n]|[^"\n\\])*"|'(?:\\[^\n]|[^'\n\\])*'|["'])*""",
+    re.DOTALL)
 # Where a token that matters can start (a closing long bracket changes nothing: skipped).
 _LUA_INTERESTING = re.compile(r"""[-\["'{}]""")
 _LUA_OPEN, _LUA_CLOSE, _LUA_LONG, _LUA_LONG_COMMENT = (
@@ -74,6 +102,9 @@ DATA_BLOCKS = frozenset(("map", "geo", "split_clients", "charset_map", "types"))
 _LONG_CHARS = (CONF_BUFFER - 1) // 4  # below this many characters no token can be too long
 _GLOB_MAGIC = re.compile(r"[*?\[]")
 _DUMP_MARKER = re.compile(r"^# configuration file (.+):$")
+# A whole line that _DUMP_MARKER matches, read from the text of a dump (_split_text).
+_MARKER_START = "# configuration file "
+_MARKER_LINE = re.compile(re.escape(_MARKER_START) + r"(.+):\n")
 _BANNER = "nginx: "
 LUA_BLOCK_SUFFIX = "_by_lua_block"
 
@@ -221,6 +252,51 @@ def read_lua_block(text, pos, filename=None, buffer=None):
                                       _line_at(text, match.start()))
 
 
+def _read_lua_block_fast(text, pos, buffer):
+    """read_lua_block's result when it can be read without following nginx's buffer, or None.
+
+    The body is read with _LUA_SKIP from "{" to "}". That reading is read_lua_block's when
+    the block ends inside the buffer lua-nginx-module has at its start (no token is cut by
+    the buffer's end, and a refill then changes nothing but the buffer) and
+    lua-nginx-module refills the buffer either never or at the block's first token; buffer
+    is then updated as read_lua_block updates it. Without a buffer (a non-ASCII file) the
+    block must be too short for a long bracket to be too long. Anything else (an error
+    included) returns None: read_lua_block decides.
+    """
+    begin = pos
+    depth = 1
+    skip = _LUA_SKIP.match
+    while True:
+        pos = skip(text, pos).end()
+        char = text[pos:pos + 1]
+        if char == "}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif char != "{":
+            return None
+        else:
+            depth += 1
+        pos += 1
+    end = pos + 1
+    if buffer is None:
+        if end - begin > _LONG_CHARS:
+            return None
+    else:
+        last, size = buffer
+        if end > last:
+            return None
+        # lua-nginx-module refills when a token read starts less than half a buffer before
+        # the buffer's end; the reads start at begin and at most at the closing brace.
+        if last < size and end - 1 > last - CONF_BUFFER // 2:
+            if begin <= last - CONF_BUFFER // 2:
+                return None  # a refill inside the block: read_lua_block finds where
+            # refilled at the first read; the next refill would come half a buffer after
+            # begin, beyond end (end <= last < begin + CONF_BUFFER // 2)
+            buffer[0] = min(size, begin + CONF_BUFFER)
+    return text[begin:pos], end
+
+
 def _refill_start(refill, before, token, kind, previous, previous_start):
     """Where ngx_conf_read_token's `start` is when it refills its buffer at offset refill.
 
@@ -286,7 +362,7 @@ def without_cyclic_gc(function):
     return wrapper
 
 
-def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None):
+def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=None, exact=False):
     """Parse one file's text into a list of Directive. Raises NginxParseError.
 
     data is true for a file included inside a data block (map, geo, types, ...): its lines
@@ -296,6 +372,9 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
 
     For an ASCII file the position of nginx's 4096-byte buffer is followed, so that each
     Lua block is lexed with the buffer lua-nginx-module has (see read_lua_block).
+
+    exact=True reads every token with the token lexers, without the fast paths for plain
+    statements and Lua block bodies (the same result, slower: the tests compare the two).
     """
     root = []
     stack = []  # parent lists of the open blocks
@@ -316,7 +395,71 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
         buffer = [0, end if size is None else min(size, end)]
         buffer[0] = min(buffer[1], CONF_BUFFER)
     previous, previous_start = None, 0
+    match_fast = None if exact else _FAST_STATEMENT.match
     while pos < end:
+        # The fast path: statement after statement, until one needs the token lexer. It
+        # stops (changing nothing) where _TOKEN would read a token past nginx's buffer (a
+        # refill to follow), where a word may be too long for the buffer, and before any
+        # statement nginx rejects, so that the lexer reads it and reports the error.
+        while match_fast is not None and not words:
+            match = match_fast(text, pos)
+            if match is None:
+                break
+            stop = match.end()
+            if buffer is not None and stop > buffer[0] < buffer[1]:
+                break
+            close, statement, char = match.groups()
+            if close is not None:
+                if not stack:
+                    break
+                line += count("\n", counted, stop)
+                counted = pos = stop
+                previous = None  # for _refill_start, as after ";", "{" or "}"
+                current, data = stack.pop()
+                continue
+            if len(statement) >= _LONG_CHARS:
+                break
+            if "'" in statement or '"' in statement:
+                found = [a or b or c for a, b, c in _FAST_SPLIT.findall(statement)]
+            else:
+                found = statement.split()
+            name = found[0]
+            # no newline from the first word to the end: every word is on one line
+            if char == ";":
+                if (not data and name.endswith(LUA_BLOCK_SUFFIX)) or (
+                        includes is not None and name == "include" and len(found) != 2):
+                    break
+                line += count("\n", counted, stop)
+                counted = pos = stop
+                previous = None
+                if name == "if":
+                    node = _statement(found, [line] * len(found), filename)
+                else:
+                    node = Directive(name, found[1:], line, filename, None, [line] * (len(found) - 1))
+                current.append(node)
+                if includes is not None and name == "include":
+                    includes.append((node, data))
+                continue
+            if data:
+                break
+            line += count("\n", counted, stop)
+            counted = pos = stop
+            previous = None
+            if name.endswith(LUA_BLOCK_SUFFIX):
+                fast = _read_lua_block_fast(text, pos, buffer)
+                body, pos = fast or read_lua_block(text, pos, filename, buffer)
+                current.append(Directive(name, found[1:] + [body], line, filename, None, [line] * len(found)))
+                continue
+            if name == "if":
+                node = _statement(found, [line] * len(found), filename, block=[])
+            else:
+                node = Directive(name, found[1:], line, filename, [], [line] * (len(found) - 1))
+            current.append(node)
+            stack.append((current, data))
+            current = node.block
+            data = name in DATA_BLOCKS
+        if pos >= end:
+            break
         match = match_token(text, pos)
         if match is None:
             rest = text[pos:]
@@ -381,7 +524,8 @@ def parse_string(text, filename=DEFAULT_MAIN, data=False, includes=None, size=No
                 if not words or data:
                     raise NginxParseError('unexpected "{"', filename, line)
                 if words[0].endswith(LUA_BLOCK_SUFFIX):
-                    body, pos = read_lua_block(text, pos, filename, buffer)
+                    fast = None if exact else _read_lua_block_fast(text, pos, buffer)
+                    body, pos = fast or read_lua_block(text, pos, filename, buffer)
                     previous = None  # the next read_token call starts after the block
                     words.append(body)
                     lines.append(line)
@@ -470,7 +614,7 @@ class NginxConfig(object):
                     file_stack.pop()
 
 
-def _open_in_order(config, roots, read, expand, sizes=None):
+def _open_in_order(config, roots, read, expand, sizes=None, exact=False):
     """Parse roots and every file they include, in the order nginx opens them.
 
     read(path, node) returns a file's text (None: the file includes nothing); expand(node)
@@ -491,7 +635,7 @@ def _open_in_order(config, roots, read, expand, sizes=None):
             # first met as directives, now inside a data block: read it as data too
             includes[path] = []
             config.files[path] = parse_string(read(path, node), path, True, includes[path],
-                                              (sizes or {}).get(path))
+                                              (sizes or {}).get(path), exact)
         else:
             text = read(path, node)
             if text is None:
@@ -499,7 +643,7 @@ def _open_in_order(config, roots, read, expand, sizes=None):
                 return
             includes[path] = []
             config.files[path] = parse_string(text, path, data, includes[path],
-                                              (sizes or {}).get(path))
+                                              (sizes or {}).get(path), exact)
             opened.append(path)
         if data:
             data_files.add(path)
@@ -763,6 +907,10 @@ def _markers(lines):
     return found
 
 
+def _parts(lines, boundaries, main):
+    return [(path, body) for path, body, _line in _split_at(lines, boundaries, main)]
+
+
 def _split_at(lines, boundaries, main):
     files = []
     if not boundaries or boundaries[0] != 0:
@@ -776,13 +924,48 @@ def _split_at(lines, boundaries, main):
     return files
 
 
-def split_dump(text, main=None):
+def _split_text(text, main):
+    """What _split_at(lines, _markers(lines), main) returns for text's lines, without the
+    line numbers: the same files, cut from text at the offsets of its marker lines."""
+    start = 0
+    size = len(text)
+    while start < size:  # the banner, as _dump_lines drops it
+        newline = text.find("\n", start)
+        stop = size if newline < 0 else newline + 1
+        line = text[start:stop]
+        if not (line.startswith(_BANNER) or not line.strip()):
+            break
+        start = stop
+    marks = []
+    line = start
+    while 0 <= line < size:
+        match = _MARKER_LINE.match(text, line)
+        if match:
+            marks.append((line, match.end(), match.group(1)))
+        line = text.find("\n" + _MARKER_START, line)
+        if line >= 0:
+            line += 1
+    files = []
+    if not marks or marks[0][0] != start:
+        head = text[start:marks[0][0]] if marks else text[start:]
+        if head.strip() or not marks:
+            files.append((main or DEFAULT_MAIN, head))
+    for position, (_begin, end, path) in enumerate(marks):
+        stop = marks[position + 1][0] if position + 1 < len(marks) else size
+        files.append((path, text[end:stop]))
+    return files
+
+
+def split_dump(text, main=None, exact=False):
     """Split `nginx -T` output at every file marker into an ordered list of (path, text).
 
     Leading "nginx: ..." banner lines are dropped. Output without any
     "# configuration file PATH:" marker is one file named main (default nginx.conf).
     parse_dump() checks this split against the include graph before using it.
+    exact=True splits the text into lines first (the same result, slower).
     """
+    if not exact:
+        return _split_text(text, main)
     lines = _dump_lines(text)
     return [(path, body) for path, body, _line in _split_at(lines, _markers(lines), main)]
 
@@ -793,15 +976,14 @@ MAX_DUMP_READINGS = 256
 MAX_DUMP_WORK = 64 * 1024 * 1024
 
 
-def _reading(lines, boundaries, main):
-    """Parse one split of the dump; return (config, problem) where problem is None when
-    nginx could have written the dump this way (files in the order nginx opens them, each
-    once, every one reached from the roots)."""
-    parts = _split_at(lines, boundaries, main)
+def _reading(parts, main, exact=False):
+    """Parse one split of the dump, [(path, text)]; return (config, problem) where problem
+    is None when nginx could have written the dump this way (files in the order nginx
+    opens them, each once, every one reached from the roots)."""
     texts = {}
     order = []
     problem = None
-    for path, body, _line in parts:
+    for path, body in parts:
         if path in texts:
             problem = "%s is printed twice" % path
         else:
@@ -834,11 +1016,11 @@ def _reading(lines, boundaries, main):
             break
         if path not in opened:
             roots.append(path)
-            opened.extend(_open_in_order(config, [path], read, expand, sizes))
+            opened.extend(_open_in_order(config, [path], read, expand, sizes, exact))
     if main in opened:
         problem = problem or "%s is included by a file before it" % main
     roots.append(main)
-    opened.extend(_open_in_order(config, [main], read, expand, sizes))
+    opened.extend(_open_in_order(config, [main], read, expand, sizes, exact))
     config.roots = roots
     if problem is None and opened != order:
         missing = [path for path in order if path not in opened]
@@ -850,7 +1032,7 @@ def _reading(lines, boundaries, main):
 
 
 @without_cyclic_gc
-def parse_dump(text, main=None):
+def parse_dump(text, main=None, exact=False):
     """Parse the text of `nginx -T` into an NginxConfig. Raises NginxParseError.
 
     The first file is the main one unless main names a later file (a dump taken with
@@ -864,23 +1046,34 @@ def parse_dump(text, main=None):
     order, none twice. Otherwise the readings with the fewest markers taken as content
     that do fit are used (config.alternatives holds the others) and config.dump_issues
     says which marker lines are not file starts.
+
+    exact=True turns the fast paths of the lexers off (see parse_string).
     """
+    if not exact:
+        # Most dumps fit their include graph as split at every marker: that reading needs
+        # no lines (the others are read below, from the lines).
+        try:
+            config, problem = _reading(_split_text(text, main), main, exact)
+            if problem is None:
+                return config
+        except NginxParseError:
+            pass
     lines = _dump_lines(text)
     markers = _markers(lines)
     error = None
     try:
-        config, problem = _reading(lines, markers, main)
+        config, problem = _reading(_parts(lines, markers, main), main, exact)
         if problem is None:
             return config
     except NginxParseError as exc:
         config, problem, error = None, str(exc), exc
-    fits = _other_readings(lines, markers, main, len(text))
+    fits = _other_readings(lines, markers, main, len(text), exact)
     if main is None and len(markers) > 1:
         # Without the main file's name, a dump taken with -g (its files first) fits too.
         for index in markers[1:]:
             path = _DUMP_MARKER.match(lines[index][:-1]).group(1)
             try:
-                reading, later_problem = _reading(lines, markers, path)
+                reading, later_problem = _reading(_parts(lines, markers, path), path, exact)
             except NginxParseError:
                 continue
             if later_problem is None:
@@ -922,7 +1115,7 @@ def _containing_file(lines, markers, dropped):
     return where
 
 
-def _other_readings(lines, markers, main, size):
+def _other_readings(lines, markers, main, size, exact=False):
     """[(dropped marker indexes, config)] of the readings that fit, fewest dropped first."""
     optional = markers[1:]
     budget = min(MAX_DUMP_READINGS, max(1, MAX_DUMP_WORK // max(size, 1)))
@@ -935,7 +1128,7 @@ def _other_readings(lines, markers, main, size):
                 return fits
             keep = [index for index in markers if index not in dropped]
             try:
-                config, problem = _reading(lines, keep, main)
+                config, problem = _reading(_parts(lines, keep, main), main, exact)
             except NginxParseError:
                 continue
             if problem is None:
@@ -954,7 +1147,7 @@ PARAMS_FILE = "nginx -g"
 
 
 @without_cyclic_gc
-def load_tree(main, params=None):
+def load_tree(main, params=None, exact=False):
     """Read a live configuration from disk, starting at the main file. Raises NginxParseError.
 
     Includes resolve as nginx resolves them (resolve_include: glob(3) for patterns,
@@ -962,6 +1155,7 @@ def load_tree(main, params=None):
     read is an error, as in nginx.
     params is the text of nginx's -g option: directives of the main context that nginx reads
     before the main file (ngx_conf_param); they come first, their file is PARAMS_FILE.
+    exact=True turns the fast paths of the lexers off (see parse_string).
     """
     main = os.path.abspath(main)
     config = NginxConfig({}, main)
@@ -979,7 +1173,8 @@ def load_tree(main, params=None):
     def read_or_params(path, node):
         return params if path == PARAMS_FILE else read(path, node)
 
-    _open_in_order(config, ([PARAMS_FILE] if params else []) + [main], read_or_params, expand)
+    _open_in_order(config, ([PARAMS_FILE] if params else []) + [main], read_or_params, expand,
+                   exact=exact)
     if params:
         config.files[main] = config.files.pop(PARAMS_FILE) + config.files[main]
         config.roots = [main]
