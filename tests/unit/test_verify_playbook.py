@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import importlib
 import http.server
 import json
 import os
@@ -295,9 +296,21 @@ def _metrics(releases):
     return "\n".join(lines + ['openresty_lua_vm_bytes{worker="0"} 123456']) + "\n"
 
 
+def _documented_options(module):
+    """The top-level options of a module's DOCUMENTATION with those of its doc fragments."""
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    options = dict(doc.get("options") or {})
+    for name in doc.get("extends_documentation_fragment") or ():
+        parts = name.split(".")
+        fragment = importlib.import_module("ansible_collections.%s.%s.plugins.doc_fragments.%s" % tuple(parts[:3]))
+        text = getattr(fragment.ModuleDocFragment, parts[3].upper() if len(parts) > 3 else "DOCUMENTATION")
+        options.update(yaml.safe_load(text).get("options") or {})
+    return options
+
+
 def _spec(module):
-    """The argument spec a module's DOCUMENTATION declares (top-level options)."""
-    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    """The argument spec a module's documentation declares (top-level options)."""
+    options = _documented_options(module)
     keys = ("type", "choices", "default", "elements", "required")
     return {name: {key: value for key, value in option.items() if key in keys} for name, option in options.items()}
 
