@@ -30,6 +30,9 @@ LUA_NAMES = {
     "metrics_dict": "hardened_openresty_metrics",
     # Key prefix of each worker's published numbers in metrics_dict ("<prefix><worker id>").
     "metrics_worker_key": "worker:",
+    # Key prefix in metrics_dict, followed by the pid: a worker of an earlier generation that is
+    # finishing its connections after a reload (hardened_metrics counts those still running).
+    "metrics_draining_key": "draining:",
     # lua_shared_dict the lua_app role declares: which release each worker loaded.
     "release_dict": "hardened_openresty_release",
     # Key prefixes in release_dict, each followed by the worker id: the release id the

@@ -42,6 +42,7 @@ ORIGINAL = dict(lua_names.LUA_NAMES)
 RENAMED = {
     "metrics_dict": "renamed_metrics",
     "metrics_worker_key": "vm-",
+    "metrics_draining_key": "leaving.",
     "release_dict": "renamed_releases",
     "release_worker_key": "rel.",
     "release_pid_key": "pid-of/",
@@ -400,3 +401,63 @@ def test_no_name_is_written_anywhere_but_in_the_table():
                     text = handle.read().decode("utf-8", "replace")
                 offenders.extend((relative, field, value) for field, value in literal_uses(text, ORIGINAL))
     assert offenders == []
+
+
+# A worker that starts to drain (nginx runs its pending timers once with premature set)
+# records its pid; the endpoint counts the records whose process exists and forgets the rest.
+DRAINING_DRIVER = r"""
+local dir, dict_name, live_pid, gone_pid = arg[1], arg[2], tonumber(arg[3]), arg[4]
+package.path = dir .. "/?.lua"
+local data, timer = {}, nil
+local Dict = {}
+Dict.__index = Dict
+function Dict:set(key, value) data[key] = value return true end
+function Dict:get(key) return data[key] end
+function Dict:delete(key) data[key] = nil end
+function Dict:incr(key, by, init) data[key] = (data[key] or init) + by return data[key] end
+function Dict:get_keys()
+    local keys = {}
+    for key in pairs(data) do keys[#keys + 1] = key end
+    table.sort(keys)
+    return keys
+end
+function Dict:capacity() return 1048576 end
+function Dict:free_space() return 1040384 end
+ngx = {
+    ERR = 4, shared = { [dict_name] = setmetatable({}, Dict) }, log = function() end, header = {},
+    worker = { id = function() return 0 end, pid = function() return live_pid end },
+    timer = { every = function(_, callback) timer = callback return true end,
+              pending_count = function() return 1 end, running_count = function() return 0 end },
+    now = function() return 1700000000.25 end,
+    location = { capture = function() return { status = 404, body = "" } end },
+}
+local metrics = require("hardened_metrics")
+metrics.start({ interval = 5 })
+data[NAMES_DRAINING .. gone_pid] = 1
+timer(false)
+print("RUNNING\t" .. metrics.render():match("\nopenresty_workers_draining (%d+)\n"))
+timer(true)
+print("DRAINING\t" .. metrics.render():match("\nopenresty_workers_draining (%d+)\n"))
+for _, key in ipairs(ngx.shared[dict_name]:get_keys()) do print("KEY\t" .. key) end
+"""
+
+
+@NEEDS_LUAJIT
+def test_the_metrics_count_the_draining_workers_whose_process_still_runs(tmp_path, names):
+    rendered = Rendered(Roles())
+    root = tmp_path / "lua"
+    root.mkdir()
+    for name, content in rendered.helpers.items():
+        (root / name).write_text(content)
+    driver = DRAINING_DRIVER.replace("NAMES_DRAINING", '"%s"' % names["metrics_draining_key"])
+    (tmp_path / "driver.lua").write_text(driver)
+    # This test's own process stands in for a draining worker that still runs; PID for one gone.
+    result = subprocess.run([LUAJIT, str(tmp_path / "driver.lua"), str(root), names["metrics_dict"],
+                             str(os.getpid()), str(PID)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "RUNNING\t0" in lines, "a worker that publishes is not draining, and the gone one is forgotten"
+    assert "DRAINING\t1" in lines
+    keys = [line.split("\t", 1)[1] for line in lines if line.startswith("KEY\t")]
+    assert names["metrics_draining_key"] + str(os.getpid()) in keys
+    assert names["metrics_draining_key"] + str(PID) not in keys

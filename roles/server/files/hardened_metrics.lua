@@ -40,9 +40,16 @@ local function publish(in_publisher)
     end
 end
 
+-- A worker that nginx told to exit (a reload or a stop) runs its pending timers once with
+-- premature set, as it starts to drain: it records its pid until the metrics see it gone.
 local function on_timer(premature)
     if not premature then
         publish(true)
+        return
+    end
+    local dict = metrics_dict()
+    if dict then
+        dict:set(names.metrics_draining_key .. ngx.worker.pid(), ngx.now())
     end
 end
 
@@ -132,6 +139,25 @@ local function worker_samples(dict)
     return columns
 end
 
+-- Workers of an earlier generation still finishing their connections: those recorded by
+-- on_timer whose process still exists. A record whose process is gone is removed.
+local function draining_count(dict)
+    local count = 0
+    for _, key in ipairs(dict:get_keys(0)) do
+        local pid = worker_id(key, names.metrics_draining_key)
+        if pid then
+            local stat = io.open("/proc/" .. pid .. "/stat")
+            if stat then
+                stat:close()
+                count = count + 1
+            else
+                dict:delete(key)
+            end
+        end
+    end
+    return count
+end
+
 -- Releases recorded at init_worker (see hardened_worker): key release_worker_key .. <id>,
 -- value the release id that worker loaded, empty when it could not load one.
 local function release_samples()
@@ -196,6 +222,10 @@ function _M.render()
                "Running ngx.timer timers of the worker (the metrics publisher not counted).", running)
         family(out, "openresty_lua_worker_published_timestamp_seconds", "gauge",
                "When the worker last published these numbers.", published)
+
+        family(out, "openresty_workers_draining", "gauge",
+               "Workers of an earlier generation still finishing their connections after a reload.",
+               { { value = draining_count(dict) } })
 
         family(out, "openresty_lua_regex_match_limit_hits_total", "counter",
                "ngx.re calls through hardened_guard stopped by lua_regex_match_limit.",
