@@ -114,6 +114,7 @@ bench: venv collection images
 	python scripts/bench_fleet.py --runs 2
 	python scripts/bench_redos.py --runs 9
 	python scripts/bench_reload.py --runs 7
+	python scripts/bench_reload_load.py --runs 5
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_verify.py --servers 10000
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_seal.py --runs 5
 	PYTHONPATH=$(COLLECTIONS) python scripts/bench_lua_finder.py --blocks 20000

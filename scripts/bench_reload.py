@@ -72,7 +72,8 @@ except SystemExit:
     pass
 result = json.loads(out.getvalue())
 print(json.dumps({"wall": time.time() - began, "failed": result.get("failed", False),
-                  "msg": result.get("msg", ""), "draining": len(result.get("old_workers_draining") or [])}))
+                  "msg": result.get("msg", ""), "draining": len(result.get("old_workers_draining") or []),
+                  "action": result.get("action")}))
 """
 # Run in the container: the floor. Records the workers, sends SIGHUP to the master, polls
 # /proc until workers of the master that were not there before run (and none is draining
