@@ -208,6 +208,7 @@ def test_metrics_parse_with_help_type_and_prometheus_names(host):
         "openresty_lua_timers_pending": "gauge",
         "openresty_lua_timers_running": "gauge",
         "openresty_lua_worker_published_timestamp_seconds": "gauge",
+        "openresty_workers_draining": "gauge",
         "openresty_lua_regex_match_limit_hits": "counter",
         "openresty_lua_cosocket_timeouts": "counter",
         "openresty_lua_app_release_info": "gauge",
@@ -222,6 +223,7 @@ def test_metrics_parse_with_help_type_and_prometheus_names(host):
         "openresty_http_requests": "counter",
     }
     assert all(family.documentation for family in families)
+    assert samples[("openresty_workers_draining", frozenset())] == 0, "no reload is draining now"
     workers = worker_ids(host)
     assert set(per_worker(samples, "openresty_lua_vm_bytes")) == workers
     assert all(value > 100000 for value in per_worker(samples, "openresty_lua_vm_bytes").values())
