@@ -36,6 +36,7 @@ IMAGES = {
     "debian13": os.environ.get("HARDENED_IMAGE_DEBIAN13", "hardened-openresty/debian13:latest"),
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The reload code of --before-ref; the working tree's side takes every module_utils file.
 FILES = [
     "plugins/modules/nginx_reload.py",
     "plugins/module_utils/nginx_service.py",
@@ -149,13 +150,17 @@ def tree_tar(before_ref):
                             "ansible_collections/hardened/openresty/plugins/modules/",
                             "ansible_collections/hardened/openresty/plugins/module_utils/"):
                 add(base + package + "__init__.py", b"")
-            for path in FILES:
-                if side == "after":
+            if side == "after":
+                # Whatever the working tree's nginx_reload imports: the module and every module_utils.
+                utils_dir = os.path.join(ROOT, "plugins", "module_utils")
+                paths = [FILES[0]] + ["plugins/module_utils/" + n for n in sorted(os.listdir(utils_dir))
+                                      if n.endswith(".py")]
+                for path in paths:
                     with open(os.path.join(ROOT, path), "rb") as handle:
-                        data = handle.read()
-                else:
-                    data = git_show(before_ref, path)
-                add(coll + path, data)
+                        add(coll + path, handle.read())
+            else:
+                for path in FILES:
+                    add(coll + path, git_show(before_ref, path))
         add("bench/harness.py", HARNESS.encode())
         add("bench/floor.py", FLOOR.encode())
         add("bench/test.py", TEST.encode())
