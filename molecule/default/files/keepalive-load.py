@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Keep-alive clients and one long-poll against 127.0.0.1, across whatever reload happens meanwhile.
 
 Each of --connections threads keeps one HTTP/1.1 connection and sends GET --path on it with
@@ -93,10 +92,10 @@ def main():
     lock, ready, stop, poll = threading.Lock(), threading.Semaphore(0), threading.Event(), {}
     poller = threading.Thread(target=longpoll, args=(args, poll))
     poller.start()
-    threads = [threading.Thread(target=client, args=(args, stats, lock, ready, stop)) for _ in range(args.connections)]
+    threads = [threading.Thread(target=client, args=(args, stats, lock, ready, stop)) for _index in range(args.connections)]
     for thread in threads:
         thread.start()
-    for _ in threads:
+    for _thread in threads:
         ready.acquire()
     with open(args.ready, "w") as handle:
         handle.write("READY %f\n" % time.time())
