@@ -214,24 +214,26 @@ def nginx_ssl_engine(facts):
                % " ".join(node.args), node.file, node.line)
 
 
+def _uses(facts, directives, what):
+    """One finding per use of any of directives: code outside every Lua check."""
+    for name in directives:
+        for node, _context in facts.named(name):
+            yield ("%s %s %s, which the Lua policy does not check" % (name, " ".join(node.args), what),
+                   node.file, node.line)
+
+
 @rule("nginx-perl-code", HIGH, "embedded Perl code is loaded",
       "perl_modules/perl_require load Perl modules into the master while the configuration "
       "is read, and perl/perl_set run Perl in workers: code outside every Lua check.")
 def nginx_perl_code(facts):
-    for name in PERL_DIRECTIVES:
-        for node, _context in facts.named(name):
-            yield ("%s %s runs embedded Perl, which the Lua policy does not check"
-                   % (name, " ".join(node.args)), node.file, node.line)
+    return _uses(facts, PERL_DIRECTIVES, "runs embedded Perl")
 
 
 @rule("nginx-njs-code", MEDIUM, "njs (JavaScript) code is loaded",
       "js_import/js_path load JavaScript that runs in every worker, from files that none of "
       "the Lua module-root, sealing or release checks cover.")
 def nginx_njs_code(facts):
-    for name in NJS_DIRECTIVES:
-        for node, _context in facts.named(name):
-            yield ("%s %s loads njs code, which the Lua policy does not check"
-                   % (name, " ".join(node.args)), node.file, node.line)
+    return _uses(facts, NJS_DIRECTIVES, "loads njs code")
 
 
 # ---------------------------------------------------------------------------------------
