@@ -136,6 +136,18 @@ def calls():
     return found
 
 
+def stop(proc):
+    """Stop a one-shot nginx (SIGTERM, then SIGKILL after 8 s); return what it wrote on stderr."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = proc.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _out, err = proc.communicate()
+    return err
+
+
 def start_and_probe(workdir, g, requests, read_timeout, keepalive):
     for path in (PROBE_SOCKET, CASE_SOCKET):
         if os.path.exists(path):
@@ -178,13 +190,7 @@ def start_and_probe(workdir, g, requests, read_timeout, keepalive):
         result["calls"] = calls()
         result["t_probed"] = round(time.time() - t0, 3)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = proc.communicate(timeout=8)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _out, err = proc.communicate()
+        err = stop(proc)
         result["t_stopped"] = round(time.time() - t0, 3)
         result["log"] = log_lines(err) + [{"level": "stderr", "message": line}
                                           for line in text(err).splitlines()
@@ -279,13 +285,7 @@ def handle_reload(request):
         answer["after"] = {"workers": new, "master_alive": proc.poll() is None,
                            "requests": dict((url, curl(CASE_SOCKET, url)) for url in request["requests"])}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            _out, err = proc.communicate(timeout=8)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _out, err = proc.communicate()
+        err = stop(proc)
         answer["log"] = log_lines(err)
     return answer
 
