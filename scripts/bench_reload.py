@@ -60,6 +60,7 @@ ARGS = {"timeout": 30, "binary": "/usr/sbin/nginx", "config": "/etc/nginx/nginx.
         "pid_file": "/run/nginx.pid", "error_log": "/var/log/nginx/error.log"}
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
+ARGS.update(json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
 from ansible.module_utils.testing import patch_module_args
 from ansible_collections.hardened.openresty.plugins.modules import nginx_reload
 import io, contextlib
@@ -74,7 +75,8 @@ except SystemExit:
 result = json.loads(out.getvalue())
 print(json.dumps({"wall": time.time() - began, "failed": result.get("failed", False),
                   "msg": result.get("msg", ""), "draining": len(result.get("old_workers_draining") or []),
-                  "action": result.get("action")}))
+                  "action": result.get("action"), "master": result.get("master_pid"),
+                  "previous": result.get("previous_master_pid")}))
 """
 # Run in the container: the floor. Records the workers, sends SIGHUP to the master, polls
 # /proc until workers of the master that were not there before run (and none is draining

@@ -8,8 +8,10 @@ Lua location on 127.0.0.1:18080) with this tree's nginx_reload. Per round, inter
 - loaded: the same while molecule/default/files/keepalive-load.py keeps 64 HTTP/1.1
   keep-alive connections busy inside the container (loopback only), from before the module
   starts until after it ended;
-- restart: the binary is replaced as a package upgrade does (a new file renamed over it),
-  so `nginx_reload` restarts the service (restart_reasons), under the same load.
+- upgrade: the binary is replaced as a package upgrade does (a new file renamed over it),
+  so `nginx_reload` upgrades it in place (USR2, then QUIT to the old master), under the same
+  load;
+- restart: the same replacement with binary_change=restart: the service restarts.
 Prints the module's wall time (medians, spreads, loaded / idle in the same run) and what the
 clients saw: requests, requests that raced the close of an idle connection by an old worker
 (retried once, as HTTP clients do) and errors. Figures go to BENCHMARKS.md, never into tests.
@@ -50,8 +52,8 @@ def loaded(name, action, seconds):
     return value, json.loads(out.decode().strip().splitlines()[-1])
 
 
-def module(name):
-    out = bench_reload.docker("exec", name, "python3", "/bench/harness.py", "/bench/after")
+def module(name, **args):
+    out = bench_reload.docker("exec", name, "python3", "/bench/harness.py", "/bench/after", json.dumps(args))
     result = json.loads(out.strip().splitlines()[-1])
     if result["failed"]:
         raise RuntimeError("nginx_reload failed: %s" % result["msg"])
@@ -74,8 +76,8 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     name = "hardened-bench-reload-load-" + args.distro
-    walls = {"idle": [], "loaded": [], "restart": []}
-    clients = {"loaded": [], "restart": []}
+    walls = {"idle": [], "loaded": [], "upgrade": [], "restart": []}
+    clients = {"loaded": [], "upgrade": [], "restart": []}
     try:
         bench_reload.start(name, bench_reload.IMAGES[args.distro], "HEAD")
         with open(LOAD, "rb") as handle:
@@ -92,6 +94,12 @@ def main():
             bench_reload.settle(name)
             replace_binary(name)
             result, stats = loaded(name, lambda: module(name), 4)
+            assert result["action"] == "upgraded" and "follows the new master" in result["msg"], result
+            walls["upgrade"].append(result["wall"])
+            clients["upgrade"].append(stats)
+            bench_reload.settle(name)
+            replace_binary(name)
+            result, stats = loaded(name, lambda: module(name, binary_change="restart"), 4)
             assert result["action"] == "restarted", result
             walls["restart"].append(result["wall"])
             clients["restart"].append(stats)
@@ -106,15 +114,16 @@ def main():
     idle = statistics.median(walls["idle"])
     for key, label in (("idle", "`nginx_reload`, no client"),
                        ("loaded", "`nginx_reload` under 64 keep-alive clients"),
+                       ("upgrade", "`nginx_reload` upgrading a replaced binary in place, same load"),
                        ("restart", "`nginx_reload` restarting for a replaced binary, same load")):
         print("| %s | %s | %.2f |" % (label, cell(walls[key]), statistics.median(walls[key]) / idle))
     print()
     print("| clients during | requests per round, median | raced (retried once), total | errors, total | error kinds |")
     print("|---|---|---|---|---|")
-    for key in ("loaded", "restart"):
+    for key in ("loaded", "upgrade", "restart"):
         runs = clients[key]
         kinds = sorted(set(error.split(" on ")[0].split(":")[0] for run in runs for error in run["errors"]))
-        print("| %s | %.0f | %d | %d | %s |" % ("reload" if key == "loaded" else "restart", statistics.median(
+        print("| %s | %.0f | %d | %d | %s |" % ({"loaded": "reload"}.get(key, key), statistics.median(
             [run["requests"] for run in runs]), sum(run["raced"] for run in runs),
             sum(run["error_count"] for run in runs), ", ".join(kinds) or "-"))
     print()

@@ -213,6 +213,39 @@ def stale_binary(pid, binary, proc="/proc"):
     return "master %d runs %s, not the file now at %s: a reload would keep the old binary" % (pid, runs, binary)
 
 
+def runs_file(pid, binary, proc="/proc"):
+    """True when process pid runs the file now at binary (same device and inode), False when
+    it runs another file or either cannot be read."""
+    try:
+        running, on_disk = os.stat(os.path.join(proc, str(pid), "exe")), os.stat(binary)
+    except OSError:
+        return False
+    return (running.st_dev, running.st_ino) == (on_disk.st_dev, on_disk.st_ino)
+
+
+def children_of(ppid, proc="/proc", clock_ticks=None):
+    """read_process() for every process whose parent is ppid, whatever its title.
+
+    A new binary that an nginx master executes keeps its command line (not yet an
+    "nginx: ..." title) until it has loaded its configuration: list_processes() would miss it.
+    """
+    found = []
+    suffix = ") "
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            stat_text = _read(os.path.join(proc, name, "stat"))
+        except (IOError, OSError):
+            continue
+        fields = stat_text[stat_text.rfind(suffix) + len(suffix):].split()
+        if len(fields) > 1 and fields[1] == str(int(ppid)):
+            info = read_process(name, proc, clock_ticks)
+            if info:
+                found.append(info)
+    return sorted(found, key=lambda item: item["pid"])
+
+
 def read_pid_file(path):
     """Return the pid in an nginx pid file, or None when it is missing or empty."""
     try:

@@ -42,6 +42,8 @@ def check_mode_message(action, master_pid, service, config, binary):
     """What a run would do: action is reloaded, restarted or started."""
     plan = {"reloaded": "send SIGHUP to master %s" % master_pid,
             "restarted": "restart %s (master %s)" % (unit_name(service), master_pid),
+            "upgraded": ("send USR2 to master %s to run the new binary beside it, and QUIT to it once "
+                         "the new master serves" % master_pid),
             "started": "start %s" % service}[action]
     return ("check mode: would test %s with %s -t, then %s and prove a new worker generation"
             % (config, binary, plan))
@@ -101,3 +103,35 @@ def reload_verdict(verdict, master_pid, timeout):
     if lines:
         msg += ": " + failure_lines(lines, master_pid)
     return True, True, msg
+
+
+def upgrade_failed_message(verdict, old_master, timeout, left):
+    """An in-place binary upgrade (nginx_upgrade.wait_for_upgrade()'s verdict) did not end
+    with a new master serving; left are new binaries still running after they were told to
+    quit."""
+    outcome = verdict["outcome"]
+    lines = verdict["error_log_lines"]
+    if outcome == "master_exited":
+        return "the nginx master %d exited during the binary upgrade" % old_master
+    why = ("the new binary exited before it served" if outcome == "failed"
+           else "no new master with serving workers within %ss" % timeout)
+    msg = ("binary upgrade failed, %s; the old master %d keeps serving with the binary it runs" % (why, old_master))
+    if left:
+        msg += "; new binary processes %s did not quit" % left
+    if lines:
+        msg += ": " + failure_lines(lines, old_master)
+    return msg
+
+
+def upgrade_message(old_master, new_master, workers, old_exited, systemd_follows, service):
+    """What an in-place binary upgrade that served did; systemd_follows is None without
+    systemd, else whether the unit's main pid is the new master (known only once the old
+    master exited)."""
+    msg = "binary upgraded in place: new master %d serving (workers %s)" % (new_master, workers)
+    if not old_exited:
+        return msg + ", old master %d draining its connections" % old_master
+    msg += ", old master %d exited" % old_master
+    if systemd_follows is False:
+        return (msg + ", but %s does not follow the new master: its main pid is not %d"
+                % (unit_name(service), new_master))
+    return msg + (", %s follows the new master" % unit_name(service) if systemd_follows else "")

@@ -37,10 +37,20 @@ description:
     error in C(init_by_lua*), as C(nginx -t) does not create a Lua VM) fails with nginx's
     words; the caller restores the previous files and starts again (the server role's
     handler does).
-  - Restarts the same way, without O(restart), when the running master does not run the file
-    now at O(binary) (a package upgrade replaced it, so C(/proc/<pid>/exe) names a deleted file
-    or another inode), because a SIGHUP starts the new workers from the old binary again.
-    RV(restart_reasons) says why. Without systemd it fails instead, naming the binaries.
+  - When the running master does not run the file now at O(binary) (a package upgrade
+    replaced it, so C(/proc/<pid>/exe) names a deleted file or another inode), a SIGHUP would
+    start the new workers from the old binary again. With O(binary_change=upgrade) (the
+    default) the binary is upgraded in place, as nginx documents it, with C(USR2) to the verified
+    master, which runs the new binary as its child on the same listening sockets; once that
+    new master (root, in the unit's cgroup, running the file at O(binary), named by the pid
+    file) has workers that serve, the old master gets C(QUIT) and its workers finish their
+    connections. No connection is refused in between. A new binary that exits or does not
+    serve within O(timeout) is told to quit and the old master, never stopped, keeps serving;
+    the module fails with the error log's lines. The module waits (up to O(timeout)) for the
+    old master to exit and, under systemd, proves that the unit's main pid is now the new
+    master (systemd reads the pid file again when a forking service's main process exits).
+    With O(binary_change=restart) it restarts instead (needs systemd).
+    RV(restart_reasons) says why the master was not just reloaded.
   - Detects a rejected reload. C(nginx -t) does not create a Lua VM, so a broken
     C(lua_package_path) or a missing Lua module passes the test; on reload the master
     fails to load the new configuration, logs an C([emerg]) or C([alert]) line and keeps
@@ -101,6 +111,16 @@ options:
         daemon-reload). Needed when the unit or a drop-in changed. Needs systemd.
     type: bool
     default: false
+  binary_change:
+    description:
+      - What to do when the running master does not run the file now at O(binary).
+      - C(upgrade) upgrades the binary in place (C(USR2), then C(QUIT) to the old master once
+        the new one serves); it works with and without systemd.
+      - C(restart) restarts the service through systemd (needs systemd).
+      - O(restart=true) restarts in either case.
+    type: str
+    choices: [upgrade, restart]
+    default: upgrade
 extends_documentation_fragment:
   - hardened.openresty.attributes
   - hardened.openresty.attributes.binary
@@ -132,6 +152,10 @@ EXAMPLES = r"""
     error_log: /var/log/openresty/error.log
     timeout: 60
 
+- name: After a package upgrade, restart instead of upgrading the binary in place
+  hardened.openresty.nginx_reload:
+    binary_change: restart
+
 - name: Restart after the systemd drop-in changed, tested first and proven
   hardened.openresty.nginx_reload:
     restart: true
@@ -145,22 +169,31 @@ EXAMPLES = r"""
 RETURN = r"""
 restart_reasons:
   description:
-    - Why a running master was restarted instead of reloaded (in check mode, would be); empty
-      for a reload or a start.
+    - Why a running master was restarted or upgraded in place instead of reloaded (in check
+      mode, would be); empty for a reload or a start.
   returned: always
   type: list
   elements: str
   sample: ["master 812 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx: a reload would keep the old binary"]
 action:
-  description: C(reloaded), C(restarted) or C(started) (in check mode, the action it would take).
+  description: >-
+    C(reloaded), C(restarted), C(upgraded) (the binary, in place) or C(started) (in check mode,
+    the action it would take).
   returned: always
   type: str
   sample: reloaded
 master_pid:
-  description: Pid of the master process (null in check mode when the service is not running).
+  description: >-
+    Pid of the master process (null in check mode when the service is not running); after an
+    upgrade, the new master.
   returned: always
   type: int
   sample: 4711
+previous_master_pid:
+  description: After an in-place binary upgrade, the old master (told to quit); else null.
+  returned: always
+  type: int
+  sample: null
 old_worker_pids:
   description: Worker pids before the reload (empty when the service was started).
   returned: always
@@ -209,9 +242,11 @@ service:
   sample: nginx
 outcome:
   description: >-
-    How it ended: C(reloaded), C(restarted) or C(started) (proven); C(rejected) (nginx kept
-    the old configuration and workers), C(timeout), C(master_exited), C(start_failed) (nginx
-    is not running); null when it stopped before (check mode, a failed C(nginx -t)).
+    How it ended: C(reloaded), C(restarted), C(upgraded) or C(started) (proven); C(rejected)
+    (nginx kept the old configuration and workers), C(failed) (the new binary of an upgrade
+    exited before it served; the old master serves), C(timeout), C(master_exited),
+    C(start_failed) (nginx is not running); null when it stopped before (check mode, a failed
+    C(nginx -t)).
   returned: always
   type: str
   sample: reloaded
@@ -229,13 +264,16 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_binary
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_upgrade
 from ansible_collections.hardened.openresty.plugins.module_utils import reload_outcome
 from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
+    children_of,
     foreign_listeners,
     list_processes,
     process_clock,
     read_pid_file,
     read_process,
+    runs_file,
     stale_binary,
     workers_of,
 )
@@ -258,6 +296,7 @@ ARGUMENT_SPEC = dict(
     error_log=dict(type="path"),
     timeout=dict(type="int", default=30),
     restart=dict(type="bool", default=False),
+    binary_change=dict(type="str", default="upgrade", choices=["upgrade", "restart"]),
     ports=dict(type="list", elements="int", default=[]),
 )
 # The paths and names that `nginx -V` gives defaults for.
@@ -267,14 +306,14 @@ _FROM_VERSION = ("config", "pid_file", "error_log", "service")
 _pidfd_open = getattr(os, "pidfd_open", None)
 
 
-def _hup(pid, still_master):
-    """Send SIGHUP to pid after still_master() confirmed, with the process pinned, that it is
+def _signal(pid, still_master, signum=signal.SIGHUP):
+    """Send signum to pid after still_master() confirmed, with the process pinned, that it is
     the master that was identified. Raises LookupError when it no longer is."""
     send = getattr(signal, "pidfd_send_signal", None)
     if _pidfd_open is None or send is None:
         if not still_master():
             raise LookupError(pid)
-        os.kill(pid, signal.SIGHUP)
+        os.kill(pid, signum)
         return
     try:
         fd = _pidfd_open(pid)
@@ -283,7 +322,7 @@ def _hup(pid, still_master):
     try:
         if not still_master():
             raise LookupError(pid)
-        send(fd, signal.SIGHUP)
+        send(fd, signum)
     finally:
         os.close(fd)
 
@@ -377,7 +416,8 @@ class _Service(object):
 def _result(target):
     return dict(changed=False, binary=target["binary"], config=target["config"], service=target["service"],
                 master_pid=None, old_worker_pids=[], new_worker_pids=[], old_workers_draining=[], elapsed=0.0,
-                error_log_lines=[], nginx_test_output="", outcome=None, restart_reasons=[])
+                error_log_lines=[], nginx_test_output="", outcome=None, restart_reasons=[],
+                previous_master_pid=None)
 
 
 def _find_running(module, service, result):
@@ -390,11 +430,20 @@ def _find_running(module, service, result):
                          **result)
     stale = stale_binary(master, service.target["binary"]) if master else None
     result["restart_reasons"] = ([stale] if stale else []) + (["restart=true"] if module.params["restart"] else [])
-    result["action"] = ("restarted" if result["restart_reasons"] else "reloaded") if master else "started"
+    result["action"] = _action(module.params, master, stale)
     result["master_pid"] = master
     if master:
         result["old_worker_pids"] = sorted(w["pid"] for w in workers_of(master, list_processes()))
     return master
+
+
+def _action(params, master, stale):
+    """started, restarted, upgraded (a replaced binary, upgraded in place) or reloaded."""
+    if not master:
+        return "started"
+    if params["restart"] or (stale and params["binary_change"] == "restart"):
+        return "restarted"
+    return "upgraded" if stale else "reloaded"
 
 
 def _test_config(module, target, result):
@@ -445,20 +494,22 @@ def _start(module, service, master, offset, began, result):
     _exit_proven(module, new_master, result)
 
 
+def _log_reader(service, offset):
+    """A function returning the lines the error log received since offset; the unit's
+    journal when the configuration has no file error log (stderr goes there)."""
+    error_log = service.target["error_log"]
+    journal = service.journal() if not error_log else None
+    if journal:
+        return journal
+    return lambda: read_new_lines(error_log, offset)
+
+
 def _reload(module, service, master, offset, began, result):
     """SIGHUP to the verified master, then wait for wait_for_reload()'s verdict; exits."""
-    error_log = service.target["error_log"]
-    # Only a configuration without a file error log needs the journal (stderr goes there).
-    journal = service.journal() if not error_log else None
-
-    def new_lines():
-        if error_log or not journal:
-            return read_new_lines(error_log, offset)
-        return journal()
-
+    new_lines = _log_reader(service, offset)
     signalled_at = process_clock()
     try:
-        _hup(master, lambda: is_service_master(read_process(master), service.unit))
+        _signal(master, lambda: is_service_master(read_process(master), service.unit))
     except LookupError:
         module.fail_json(msg="the nginx master %d exited before it could be signalled; nothing was reloaded"
                          % master, **result)
@@ -473,6 +524,70 @@ def _reload(module, service, master, offset, began, result):
     _exit_proven(module, master, result, msg=msg)
 
 
+def _upgrade(module, service, master, offset, began, result):
+    """USR2 to the verified master, prove the new master, then QUIT the old one; exits.
+
+    A new binary that fails, or never serves, is told to quit: the old master, never
+    stopped, keeps serving. See nginx_upgrade for nginx's procedure.
+    """
+    target, timeout = service.target, module.params["timeout"]
+    new_lines = _log_reader(service, offset)
+
+    def is_ours(pid):
+        return lambda: is_service_master(read_process(pid), service.unit)
+
+    def proven(info):
+        return is_service_master(info, service.unit) and runs_file(info["pid"], target["binary"])
+
+    signalled_at = process_clock()
+    try:
+        _signal(master, is_ours(master), signal.SIGUSR2)
+    except LookupError:
+        module.fail_json(msg="the nginx master %d exited before it could be signalled; nothing was upgraded"
+                         % master, **result)
+    verdict = nginx_upgrade.wait_for_upgrade(
+        master, children_of, list_processes, lambda: read_pid_file(target["pid_file"]), proven, new_lines,
+        timeout, signalled_at)
+    result.update(outcome=verdict["outcome"], error_log_lines=verdict["error_log_lines"])
+    if verdict["outcome"] != "upgraded":
+        left = _quit_new_binaries(master, verdict["candidates"])
+        result.update(changed=bool(verdict["candidates"]), elapsed=round(time.time() - began, 3))
+        module.fail_json(msg=reload_outcome.upgrade_failed_message(verdict, master, timeout, left), **result)
+    new_master = verdict["master"]
+    try:
+        _signal(master, is_ours(master), signal.SIGQUIT)
+    except LookupError:
+        pass  # the old master is gone already: nothing left to stop
+    # The old master exits once its workers have finished (worker_shutdown_timeout).
+    remaining = max(1.0, timeout - (time.time() - began))
+    exited = nginx_upgrade.wait_until(lambda: not is_ours(master)(), remaining)
+    followed = exited and bool(service.systemctl) and nginx_upgrade.wait_until(
+        lambda: _systemd_main_pid(module, service.systemctl, service.name) == new_master, 5.0)
+    result.update(changed=True, master_pid=new_master, previous_master_pid=master,
+                  new_worker_pids=verdict["new_worker_pids"], elapsed=round(time.time() - began, 3),
+                  old_workers_draining=[] if exited else nginx_upgrade.old_generation(master, list_processes()))
+    msg = reload_outcome.upgrade_message(master, new_master, verdict["new_worker_pids"], exited,
+                                         followed if service.systemctl else None, service.name)
+    if exited and service.systemctl and not followed:
+        module.fail_json(msg=msg, **result)
+    _exit_proven(module, new_master, result, msg=msg)
+
+
+def _quit_new_binaries(old_master, candidates):
+    """Tell each new binary still running (a child of the old master) to quit; returns the
+    pids still running five seconds later."""
+    def alive():
+        return [pid for pid in candidates if (read_process(pid) or {}).get("ppid") == old_master]
+
+    for pid in alive():
+        try:
+            _signal(pid, lambda: pid in alive(), signal.SIGQUIT)
+        except LookupError:
+            pass  # exited meanwhile
+    nginx_upgrade.wait_until(lambda: not alive(), 5.0)
+    return alive()
+
+
 def main():
     began = time.time()
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
@@ -482,7 +597,7 @@ def main():
     if module.params["restart"] and not service.systemctl:
         module.fail_json(msg="restart=true needs systemd (PID 1) to restart %s" % service.name, **result)
     master = _find_running(module, service, result)
-    if result["restart_reasons"] and not service.systemctl:
+    if result["action"] == "restarted" and not service.systemctl:
         module.fail_json(msg="%s; without systemd (PID 1) restart %s by hand" % (result["restart_reasons"][0], service.name),
                          **result)
     if module.check_mode:
@@ -492,8 +607,10 @@ def main():
                                                                target["config"], target["binary"]), **result)
     _test_config(module, target, result)
     offset = log_size(target["error_log"])
-    if not master or result["restart_reasons"]:
+    if result["action"] in ("started", "restarted"):
         _start(module, service, master, offset, began, result)
+    if result["action"] == "upgraded":
+        _upgrade(module, service, master, offset, began, result)
     _reload(module, service, master, offset, began, result)
 
 

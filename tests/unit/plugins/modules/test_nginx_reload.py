@@ -11,6 +11,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.hardened.openresty.plugins.modules import nginx_reload
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import is_master
 
 VERSION_TEXT = (
     "nginx version: nginx/1.22.1\n"
@@ -30,7 +31,7 @@ class World(object):
     """
 
     def __init__(self, tmp_path, running=True, test_rc=0, reload_effect="new", systemd=True, tracked=True,
-                 openresty=False, restart_effect="new"):
+                 openresty=False, restart_effect="new", upgrade_effect="serve"):
         if openresty:
             # Official OpenResty packages set only the prefix; the rest are nginx's defaults.
             (tmp_path / "conf").mkdir()
@@ -53,6 +54,11 @@ class World(object):
         self.test_rc = test_rc
         self.reload_effect = reload_effect
         self.restart_effect = restart_effect
+        # What USR2 does: "serve" (a new master with workers), "exit" (the new binary logs
+        # why and exits), "hang" (the new binary runs and never serves), "untracked"
+        # (serves, but systemd keeps the old main pid).
+        self.upgrade_effect = upgrade_effect
+        self.main_pid = 100
         self.systemd = systemd
         self.tracked = tracked
         self.calls = []
@@ -92,7 +98,8 @@ class World(object):
                 return 1, "", 'nginx: [emerg] unknown directive "bogus" in %s:3' % self.conf
             return 0, "", "nginx: configuration file %s test is successful" % self.conf
         if argv[1:3] == ["show", "--property"]:
-            return 0, "100\n" if self.procs and self.tracked else "0\n", ""
+            alive = any(p["pid"] == self.main_pid for p in self.procs)
+            return 0, "%d\n" % self.main_pid if alive and self.tracked else "0\n", ""
         if argv[1] == "reload":
             self.reload()
             return 0, "", ""
@@ -105,6 +112,7 @@ class World(object):
                     handle.write("2024/05/01 12:00:01 [error] 300#300: init_by_lua error: boom\n")
                 return 1, "", "Job for nginx.service failed because the control process exited with error code."
             self.start(master=200)
+            self.main_pid = 200
             return 0, "", ""
         if argv[0].endswith("journalctl"):
             return 0, "-- cursor: s=1\n", ""
@@ -117,6 +125,31 @@ class World(object):
         self.signals.append((pid, sig))
         if sig == signal.SIGHUP:
             self.reload()
+        elif sig == signal.SIGUSR2:
+            self.upgrade()
+        elif sig == signal.SIGQUIT:
+            # A master quits with its workers; a new binary that quits hands the pid file back.
+            self.procs = [p for p in self.procs if pid != p["pid"] and (pid != p["ppid"] or is_master(p))]
+            for orphan in self.procs:
+                orphan["ppid"] = 1 if orphan["ppid"] == pid else orphan["ppid"]
+            if pid == 100:
+                self.main_pid = 300 if self.upgrade_effect != "untracked" else 100
+            else:
+                self.pid_file.write_text("100\n")
+
+    def upgrade(self):
+        started = SIGNALLED + 0.1
+        if self.upgrade_effect == "exit":
+            with open(str(self.log), "a") as handle:
+                handle.write('2024/05/01 12:00:01 [emerg] 300#300: unknown directive "lua_new" in /etc/nginx/nginx.conf:9\n')
+            return
+        if self.upgrade_effect == "hang":
+            self.procs.append(self.proc(300, 100, "/usr/sbin/nginx -g daemon on;", start_time=started))
+            return
+        self.pid_file.write_text("300\n")
+        self.procs += [self.proc(300, 100, "nginx: master process /usr/sbin/nginx", start_time=started),
+                       self.proc(301, 300, "nginx: worker process", uid=33, start_time=started),
+                       self.proc(302, 300, "nginx: worker process", uid=33, start_time=started)]
 
     def read_process(self, pid, *args, **kwargs):
         return next((p for p in self.procs if p["pid"] == int(pid)), None)
@@ -141,6 +174,9 @@ def world(monkeypatch, tmp_path):
         monkeypatch.setattr(nginx_reload, "process_clock", lambda *a, **kw: SIGNALLED)
         w.stale = None
         monkeypatch.setattr(nginx_reload, "stale_binary", lambda pid, binary: w.stale)
+        # Only a master the upgrade started runs the file now on disk.
+        monkeypatch.setattr(nginx_reload, "runs_file", lambda pid, binary: pid >= 300)
+        monkeypatch.setattr(nginx_reload, "children_of", lambda ppid: [p for p in w.procs if p["ppid"] == ppid])
         return w
     return make
 
@@ -256,22 +292,82 @@ def test_restart_tests_first_then_proves_the_new_master_and_workers(world, run_m
     assert result["master_pid"] == 200 and result["new_worker_pids"] == [201, 202]
 
 
-def test_a_master_on_a_replaced_binary_is_restarted_not_reloaded(world, run_module):
+STALE = "master 100 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx"
+
+
+def test_a_master_on_a_replaced_binary_is_upgraded_in_place(world, run_module):
     w = world()
-    w.stale = "master 100 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx"
+    w.stale = STALE
     check = run_module(nginx_reload, {"timeout": 5}, check_mode=True)
-    assert check["action"] == "restarted" and check["restart_reasons"] == [w.stale] and w.signals == []
+    assert check["action"] == "upgraded" and check["restart_reasons"] == [STALE] and w.signals == []
+    assert "USR2" in check["msg"]
     result = run_module(nginx_reload, {"timeout": 5})
     assert not result["failed"], result["msg"]
-    assert result["action"] == "restarted" and result["restart_reasons"] == [w.stale]
+    assert result["action"] == "upgraded" and result["outcome"] == "upgraded"
+    assert result["restart_reasons"] == [STALE]
+    # USR2 first; QUIT to the old master only once the new one serves. No restart.
+    assert w.signals == [(100, signal.SIGUSR2), (100, signal.SIGQUIT)]
+    assert [c for c in w.commands() if c not in ("show", "-u")] == ["-t"]
+    assert result["master_pid"] == 300 and result["previous_master_pid"] == 100
+    assert result["new_worker_pids"] == [301, 302] and result["old_workers_draining"] == []
+    assert "nginx.service follows the new master" in result["msg"]
+
+
+def test_an_upgrade_whose_new_binary_exits_keeps_the_old_master_serving(world, run_module):
+    w = world(upgrade_effect="exit")
+    w.stale = STALE
+    result = run_module(nginx_reload, {"timeout": 10})
+    assert result["failed"] and result["outcome"] == "failed"
+    assert "the old master 100 keeps serving" in result["msg"] and 'unknown directive "lua_new"' in result["msg"]
+    assert w.signals == [(100, signal.SIGUSR2)], "the old master is never told to quit"
+    assert [p["pid"] for p in w.procs] == [100, 11, 12]
+    assert result["changed"] is False
+
+
+def test_a_new_binary_that_never_serves_is_told_to_quit(world, run_module):
+    w = world(upgrade_effect="hang")
+    w.stale = STALE
+    result = run_module(nginx_reload, {"timeout": 1})
+    assert result["failed"] and result["outcome"] == "timeout"
+    assert w.signals == [(100, signal.SIGUSR2), (300, signal.SIGQUIT)]
+    assert [p["pid"] for p in w.procs] == [100, 11, 12] and w.pid_file.read_text() == "100\n"
+    assert "did not quit" not in result["msg"]
+
+
+def test_an_upgrade_systemd_does_not_follow_fails(world, run_module):
+    w = world(upgrade_effect="untracked")
+    w.stale = STALE
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert result["failed"]
+    assert "nginx.service does not follow the new master" in result["msg"]
+    assert result["master_pid"] == 300
+
+
+def test_without_systemd_a_master_on_a_replaced_binary_is_upgraded_too(world, run_module):
+    w = world(systemd=False)
+    w.stale = STALE
+    result = run_module(nginx_reload, {"timeout": 5})
+    assert not result["failed"], result["msg"]
+    assert result["action"] == "upgraded" and w.signals == [(100, signal.SIGUSR2), (100, signal.SIGQUIT)]
+    assert "follows" not in result["msg"]
+
+
+def test_binary_change_restart_restarts_a_master_on_a_replaced_binary(world, run_module):
+    w = world()
+    w.stale = STALE
+    check = run_module(nginx_reload, {"timeout": 5, "binary_change": "restart"}, check_mode=True)
+    assert check["action"] == "restarted" and check["restart_reasons"] == [STALE] and w.signals == []
+    result = run_module(nginx_reload, {"timeout": 5, "binary_change": "restart"})
+    assert not result["failed"], result["msg"]
+    assert result["action"] == "restarted" and result["restart_reasons"] == [STALE]
     assert [c for c in w.commands() if c not in ("show", "-u")] == ["-t", "daemon-reload", "restart"]
     assert w.signals == [] and result["master_pid"] == 200
 
 
-def test_without_systemd_a_master_on_a_replaced_binary_fails_untouched(world, run_module):
+def test_without_systemd_binary_change_restart_fails_untouched(world, run_module):
     w = world(systemd=False)
-    w.stale = "master 100 runs /usr/sbin/nginx (deleted), not the file now at /usr/sbin/nginx"
-    result = run_module(nginx_reload, {"timeout": 5})
+    w.stale = STALE
+    result = run_module(nginx_reload, {"timeout": 5, "binary_change": "restart"})
     assert result["failed"] and "(deleted)" in result["msg"] and "by hand" in result["msg"]
     assert w.signals == [] and w.commands() == []
 
@@ -299,11 +395,11 @@ def test_sighup_goes_through_a_pidfd_to_the_process_that_was_checked():
         signal.signal(signal.SIGHUP, inherited)
     try:
         checked = []
-        nginx_reload._hup(child.pid, lambda: checked.append(child.pid) or True)
+        nginx_reload._signal(child.pid, lambda: checked.append(child.pid) or True)
         assert child.wait(timeout=10) == -signal.SIGHUP
         assert checked == [child.pid]
         with pytest.raises(LookupError):
-            nginx_reload._hup(child.pid, lambda: False)
+            nginx_reload._signal(child.pid, lambda: False)
     finally:
         if child.poll() is None:
             child.kill()
