@@ -59,19 +59,24 @@ def observe_upgrade(candidates, processes, is_proven_master, pid_file_pid):
 
 
 def wait_for_upgrade(old_master, list_children, list_processes, read_pid, is_proven_master, new_log_lines,
-                     timeout, signalled_at, clock=time.time, sleep=time.sleep, interval=0.02, grace=1.0):
+                     timeout, signalled_at, old_pid_file_exists=lambda: True, clock=time.time, sleep=time.sleep,
+                     interval=0.02, grace=1.0, settle=3.0):
     """Wait for the verdict on a USR2 sent to old_master at signalled_at (on /proc's clock).
 
     list_children(pid) lists a process's children whatever their title; list_processes() the
-    nginx processes; read_pid() the pid in the pid file; new_log_lines() the error log lines
-    since the upgrade began. Returns dict(outcome, master, new_worker_pids, candidates,
+    nginx processes; read_pid() the pid in the pid file; old_pid_file_exists() whether
+    `<pid file>.oldbin` exists; new_log_lines() the error log lines since the upgrade began.
+    Returns dict(outcome, master, new_worker_pids, candidates,
     error_log_lines) where outcome is:
 
     - "upgraded": a child of old_master that is_proven_master() accepts, named by the pid file,
       has workers that serve (master, new_worker_pids);
-    - "failed": a new binary was seen and exited before it served, or nothing but the old
+    - "failed": a new binary was seen and exited before it served; or nothing but the old
       generation runs `grace` seconds after the log received a serious line (execve failed,
-      the new binary could not load the configuration);
+      the new binary could not load the configuration); or, `settle` seconds after the
+      signal, no new binary runs and the pid file is the old master's again with no
+      `.oldbin` beside it (the old master renames it back when its new binary exits, however
+      fast that was);
     - "timeout": no proven new master within timeout seconds (candidates lists any new binary
       still running: it has to be told to quit);
     - "master_exited": the old master is gone.
@@ -99,6 +104,8 @@ def wait_for_upgrade(old_master, list_children, list_processes, read_pid, is_pro
                 failing_since = now
             elif now - failing_since >= grace:
                 outcome = "failed"
+        elif not alive and now - start >= settle and read_pid() == old_master and not old_pid_file_exists():
+            outcome = "failed"
         if outcome is None and now - start >= timeout:
             outcome = "timeout"
         if outcome:

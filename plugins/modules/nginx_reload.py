@@ -547,7 +547,7 @@ def _upgrade(module, service, master, offset, began, result):
                          % master, **result)
     verdict = nginx_upgrade.wait_for_upgrade(
         master, children_of, list_processes, lambda: read_pid_file(target["pid_file"]), proven, new_lines,
-        timeout, signalled_at)
+        timeout, signalled_at, lambda: os.path.lexists(target["pid_file"] + ".oldbin"))
     result.update(outcome=verdict["outcome"], error_log_lines=verdict["error_log_lines"])
     if verdict["outcome"] != "upgraded":
         left = _quit_new_binaries(master, verdict["candidates"])
