@@ -33,6 +33,7 @@ import time
 
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+from ansible_collections.hardened.openresty.plugins.module_utils import reload_unsafe
 
 MANIFEST = "manifest.json"
 # Present in a backup directory from before the first file is replaced until after the last.
@@ -853,7 +854,8 @@ def validate_change(conf_dir, changes, workdir, run, binary, main_config="nginx.
     directives outside the files in own (before anything runs nginx on the tree), the Lua
     gate, then `nginx -t` on the copy unless run_test is False (check mode: nginx -t would
     create files the configuration names). run(argv) returns (rc, stdout, stderr).
-    Returns dict(staged_root, ran, ok, output); output shows live paths.
+    Returns dict(staged_root, ran, ok, output, config); output shows live paths, config is
+    the staged tree as read.
     """
     staged = stage(conf_dir, changes, workdir, main_config)
     config = load_staged(staged, main_config, conf_dir)
@@ -861,9 +863,20 @@ def validate_change(conf_dir, changes, workdir, run, binary, main_config="nginx.
     refuse_weak_lua(os.path.join(staged, main_config), lua_fail_on, lua_policy, prefix, staged, conf_dir)
     command = [binary, "-t", "-c", os.path.join(conf_dir, main_config)]
     if not run_test:
-        return {"staged_root": staged, "ran": False, "ok": True, "output": CHECK_MODE_TEST % " ".join(command)}
+        return {"staged_root": staged, "ran": False, "ok": True, "output": CHECK_MODE_TEST % " ".join(command),
+                "config": config}
     ok, output = run_staged_test(run, binary, staged, main_config, conf_dir)
-    return {"staged_root": staged, "ran": True, "ok": ok, "output": output}
+    return {"staged_root": staged, "ran": True, "ok": ok, "output": output, "config": config}
+
+
+def changed_requires(conf_dir, main_config, staged):
+    """reload_unsafe.changed_requires() of the live tree against the staged one; empty when
+    the live tree cannot be read (nothing to compare)."""
+    try:
+        live = nginx_parser.load_tree(os.path.join(conf_dir, main_config))
+    except nginx_parser.NginxParseError:
+        return []
+    return reload_unsafe.changed_requires(live, staged)
 
 
 def check_restored(run, binary, conf_dir, main_config, own=(), prefix=None, module_dir=None):

@@ -205,6 +205,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed_requires:
+  description:
+    - Why the change needs a new master (a restart) instead of a reload, one sentence per
+      reason; empty when a reload applies all of it. Today that is a changed C(ipv6only) of
+      an IPv6 C(listen) address that stays, because on a reload the master keeps the socket it
+      holds, bound with the old value. A resized C(lua_shared_dict), a new C(user), C(pid)
+      path or C(backlog) take effect on a reload and are not listed.
+    - The server role's handler restarts when this is not empty.
+  returned: always
+  type: list
+  elements: str
+  sample: ["listen [::]:443: ipv6only on -> off (a reload keeps the socket the master holds)"]
 changed_files:
   description: Live paths that were (or in check mode would be) written, removed or restored.
   returned: always
@@ -420,6 +432,7 @@ def _change(module, binary, conf_dir, result):
     if not test["ok"]:
         raise ConfigError("nginx -t rejected the new configuration; nothing was changed: %s" % test["output"])
     result["changed"] = True
+    result["changed_requires"] = staged_config.changed_requires(conf_dir, main_config, test["config"])
     if module.check_mode:
         return
     result["backup_dir"] = staged_config.new_backup_dir(params["backup_root"])
@@ -453,7 +466,7 @@ def main():
                            required_one_of=[["files", "restore_from"]], supports_check_mode=True)
     params = module.params
     result = dict(changed=False, changed_files=[], backup_dir=None, backups=[], nginx_test_output="",
-                  pruned_backups=[], lua_findings=[], recovered=[], unmanaged=[])
+                  pruned_backups=[], lua_findings=[], recovered=[], unmanaged=[], changed_requires=[])
     try:
         binary = _Binary(module, nginx_binary.find_binary(params["binary"], module.get_bin_path))
     except nginx_binary.NginxBinaryError as exc:

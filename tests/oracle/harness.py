@@ -61,7 +61,10 @@ class Oracle(object):
     def start(self):
         docker("rm", "-f", self.name, check=False)
         docker("run", "-d", "--name", self.name, "--label", "%s=%s" % (LABEL, run_id()),
-               "--network", "none", "--tmpfs", "/run", self.image, "sleep", "infinity")
+               "--network", "none", "--tmpfs", "/run",
+               # IPv6 on the loopback interface (the only one with --network none).
+               "--sysctl", "net.ipv6.conf.all.disable_ipv6=0", "--sysctl", "net.ipv6.conf.lo.disable_ipv6=0",
+               self.image, "sleep", "infinity")
         install = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download %s %s"
                    " >/tmp/oracle-apt.log 2>&1 || { tail -20 /tmp/oracle-apt.log; exit 1; }"
                    % (PACKAGES, DISTROS[self.distro]))

@@ -15,6 +15,8 @@ __metaclass__ = type
 
 import pytest
 
+from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
+from ansible_collections.hardened.openresty.plugins.module_utils.reload_unsafe import changed_requires
 from ansible_collections.hardened.openresty.tests.oracle import harness
 
 CONF = """\
@@ -67,3 +69,48 @@ def test_a_reload_resizes_a_shared_dict_empties_it_and_changes_the_worker_user(o
     assert answer["after"]["master_alive"], "the same master reloaded"
     assert [w["user"] for w in answer["before"]["workers"]] == ["www-data"]
     assert [w["user"] for w in answer["after"]["workers"]] == ["nobody"]
+
+
+LISTEN_CONF = """\
+worker_processes 1;
+error_log stderr notice;
+events {{}}
+http {{
+    server {{
+        listen unix:/run/oracle-case.sock;
+        location / {{ return 200 "up"; }}
+    }}
+    server {{
+        listen [::]:18085 ipv6only={changed};
+        location / {{ return 200 "18085"; }}
+    }}
+    server {{
+        listen [::]:18086 ipv6only=off;
+        location / {{ return 200 "18086"; }}
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize("distro", sorted(harness.DISTROS))
+def test_a_reload_keeps_the_ipv6only_of_a_socket_it_already_holds(oracles, distro):
+    # [::]:port with ipv6only=off also accepts IPv4 (18086 shows it from the start). Turned
+    # off by a reload, the master keeps the socket it holds, with its old option: IPv4 is still
+    # refused on 18085. Only a new master applies it, so nginx_config reports the change as
+    # needing a restart (staged_config.changed_requires).
+    before = {"nginx.conf": LISTEN_CONF.format(changed="on")}
+    after = {"nginx.conf": LISTEN_CONF.format(changed="off")}
+    urls = ["http://127.0.0.1:18085/", "http://127.0.0.1:18086/", "http://[::1]:18085/"]
+    answer = oracles[distro].reload("reload_ipv6only", before, after, urls)
+    assert "error" not in answer, answer
+    ask_before, ask_after = answer["before"]["requests"], answer["after"]["requests"]
+    assert ask_before["http://127.0.0.1:18086/"]["body"] == "18086", answer
+    assert ask_before["http://[::1]:18085/"]["body"] == "18085", answer
+    assert ask_before["http://127.0.0.1:18085/"]["status"] == 0, "ipv6only=on refuses IPv4"
+    assert ask_after["http://[::1]:18085/"]["body"] == "18085", answer
+    assert ask_after["http://127.0.0.1:18085/"]["status"] == 0, "the reload did not apply ipv6only=off"
+    # Our reading asks for a restart for exactly that address.
+    parsed = [nginx_parser.NginxConfig({"/c/nginx.conf": nginx_parser.parse_string(files["nginx.conf"])},
+                                       "/c/nginx.conf") for files in (before, after)]
+    assert changed_requires(*parsed) == ["listen [::]:18085: ipv6only on -> off (a reload keeps the socket the "
+                                         "master holds)"]

@@ -442,3 +442,17 @@ def test_check_mode_before_nginx_is_installed_previews_the_files_and_writes_noth
     assert not (tmp_path / "etc").exists() and not (tmp_path / "backups").exists()
     real = run_module(nginx_config, args)
     assert real["failed"], "without check mode a missing binary is an error"
+
+
+def test_a_changed_ipv6only_is_reported_as_needing_a_new_master(setup, run_module):
+    base, conf = setup
+    (conf / "nginx.conf").write_text("events {}\nhttp { include lua.conf; include site.conf; }\n")
+    (conf / "site.conf").write_text("server { listen [::]:8443 ipv6only=on; }\n")
+    same = run_module(nginx_config, dict(base, files=[{"path": "lua.conf", "content": "lua_socket_read_timeout 3s;\n"}]))
+    assert not same["failed"], same["msg"]
+    assert same["changed_requires"] == [], "a change a reload applies needs no restart"
+    site = [{"path": "site.conf", "content": "server { listen [::]:8443 ipv6only=off; }\n"}]
+    check = run_module(nginx_config, dict(base, files=site), check_mode=True)
+    changed = run_module(nginx_config, dict(base, files=site))
+    expected = ["listen [::]:8443: ipv6only on -> off (a reload keeps the socket the master holds)"]
+    assert check["changed_requires"] == expected and changed["changed_requires"] == expected
