@@ -64,10 +64,10 @@ def _pcre_flavour(version_text):
     return None
 
 
-def _unsafe(st):
-    """Why a file or directory lets someone other than root change it, or None."""
+def _unsafe(st, owner=sealed_tree.ROOT):
+    """Why a file or directory lets someone other than its trusted owner (root) change it, or None."""
     reasons = []
-    if st.st_uid != 0:
+    if st.st_uid != owner[0]:
         reasons.append("owned by uid %d" % st.st_uid)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022:
@@ -112,8 +112,10 @@ class Facts(object):
 
     def __init__(self, config, policy=None, prefix=None, versions=None, check_filesystem=False,
                  check_processes=False, sealed_dirs=(), processes=None, master_pid=None,
-                 proc="/proc", cross_check=None):
+                 proc="/proc", cross_check=None, owner=sealed_tree.ROOT):
         self.config = config
+        # (uid, gid) that code, configuration and sealed trees must belong to: root:root.
+        self.owner = tuple(owner)
         self.cross_check = list(cross_check or ())
         self.policy = policy if policy is not None else make_policy()
         self.prefix = prefix
@@ -290,6 +292,10 @@ class Facts(object):
         return self._code_cache[code]
 
     # -- host ----------------------------------------------------------------------------
+
+    def unsafe(self, st):
+        """Why someone other than the trusted owner can change this entry, or None."""
+        return _unsafe(st, self.owner)
 
     def tree(self, root_path):
         """[(path, lstat)] for a module root and everything under it (cached, capped)."""

@@ -306,40 +306,44 @@ def inspect(root, release, digest):
     return {"exists": True, "matches": digest_of(files) == digest, "files": files}
 
 
+_LUAJIT_MESSAGE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<message>.*)$")
+_LUACHECK_MESSAGE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+)(?:-\d+)?: "
+                               r"(?:\((?P<code>[EW]\d+)\) )?(?P<message>.*)$")
+
+
+def _problem(tool, message, file=None, line=None, column=None, code=None):
+    return {"file": file, "line": line, "column": column, "code": code, "message": message, "tool": tool}
+
+
+def _problems(output, tool, pattern, prefix=None, skip=()):
+    """One problem per non-empty line of a tool's output (less prefix, lines starting with skip
+    left out): file, line, column and code where pattern reads them, else the line as message."""
+    problems = []
+    for text in output.splitlines():
+        text = text.strip()
+        if not text or text.startswith(skip):
+            continue
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix):]
+        match = pattern.match(text)
+        if match is None:
+            problems.append(_problem(tool, text))
+            continue
+        found = match.groupdict()
+        column = found.get("column")
+        problems.append(_problem(tool, found["message"], found["file"], int(found["line"]),
+                                 int(column) if column else None, found.get("code")))
+    return problems
+
+
 def problems_from_luajit(output):
     """Parse LuaJIT messages ("file:line: message") into dict(file, line, message, tool)."""
-    problems = []
-    for line in output.splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("luajit: "):
-            line = line[len("luajit: "):]
-        match = re.match(r"^(.+?):(\d+): (.*)$", line)
-        if match:
-            problems.append({"file": match.group(1), "line": int(match.group(2)), "column": None,
-                             "code": None, "message": match.group(3), "tool": "luajit"})
-        else:
-            problems.append({"file": None, "line": None, "column": None, "code": None, "message": line,
-                             "tool": "luajit"})
-    return problems
+    return _problems(output, "luajit", _LUAJIT_MESSAGE, prefix="luajit: ")
 
 
 def problems_from_luacheck(output):
     """Parse luacheck's plain formatter with --codes ("file:line:col: (W111) message")."""
-    problems = []
-    for line in output.splitlines():
-        line = line.strip()
-        if not line or line.startswith("Total:") or line.startswith("Checking "):
-            continue
-        match = re.match(r"^(.+?):(\d+):(\d+)(?:-\d+)?: (?:\(([EW]\d+)\) )?(.*)$", line)
-        if match:
-            problems.append({"file": match.group(1), "line": int(match.group(2)), "column": int(match.group(3)),
-                             "code": match.group(4), "message": match.group(5), "tool": "luacheck"})
-        else:
-            problems.append({"file": None, "line": None, "column": None, "code": None, "message": line,
-                             "tool": "luacheck"})
-    return problems
+    return _problems(output, "luacheck", _LUACHECK_MESSAGE, skip=("Total:", "Checking "))
 
 
 def format_problem(problem):
@@ -362,8 +366,7 @@ def preflight(directory, lua_files, run, luajit, luacheck=None, luacheck_config_
     rc, out, err = run([luajit, "-e", LUAJIT_CHECK], data="\n".join(lua_files), cwd=directory)
     if rc != 0:
         problems = problems_from_luajit((out or "") + (err or ""))
-        return problems or [{"file": None, "line": None, "column": None, "code": None, "tool": "luajit",
-                             "message": "%s exited with %d" % (luajit, rc)}]
+        return problems or [_problem("luajit", "%s exited with %d" % (luajit, rc))]
     if not luacheck:
         return []
     argv = [luacheck, "--formatter", "plain", "--codes", "--no-color", "--no-cache"]
@@ -375,8 +378,7 @@ def preflight(directory, lua_files, run, luajit, luacheck=None, luacheck_config_
     problems = problems_from_luacheck(out or "")
     if err and err.strip():
         problems += problems_from_luacheck(err)
-    return problems or [{"file": None, "line": None, "column": None, "code": None, "tool": "luacheck",
-                         "message": "%s exited with %d" % (luacheck, rc)}]
+    return problems or [_problem("luacheck", "%s exited with %d" % (luacheck, rc))]
 
 
 def _copy_tree(src, dest, files):

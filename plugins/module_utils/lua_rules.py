@@ -97,6 +97,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules_host 
     lua_stale_code_cache,
     nginx_worker_root,
 )
+from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import ROOT
 
 
 # ---------------------------------------------------------------------------------------
@@ -106,16 +107,17 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_rules_host 
 @nginx_parser.without_cyclic_gc
 def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=False,
              check_processes=False, sealed_dirs=(), processes=None, master_pid=None,
-             proc="/proc", rules=None, cross_check=None):
+             proc="/proc", rules=None, cross_check=None, owner=ROOT):
     """Run the rules on a parsed NginxConfig; return dict(findings, summary, warnings).
 
     policy is the user's overrides (see make_policy). Host rules run only when their
     check_* switch is on. processes (a list of nginx_runtime.read_process() dicts) and
     master_pid replace reading /proc, for tests. cross_check, for a live reading, lists
     (file, line, message) where `nginx -T` disagreed with the files read from disk (see
-    verify_tree); None (an offline reading) skips rule nginx-dump-mismatch. Findings
-    are sorted by severity (high first), then file and line, and never repeated (an
-    included file is checked once).
+    verify_tree); None (an offline reading) skips rule nginx-dump-mismatch. owner is the
+    (uid, gid) that code and sealed trees must belong to: root:root (tests that do not run
+    as root give their own). Findings are sorted by severity (high first), then file and
+    line, and never repeated (an included file is checked once).
     """
     policy = make_policy(policy)
     findings = []
@@ -124,7 +126,7 @@ def evaluate(config, policy=None, prefix=None, versions=None, check_filesystem=F
     # A dump that can be read more than one way is checked in every reading that fits.
     for reading in [config] + list(getattr(config, "alternatives", ())):
         facts = Facts(reading, policy, prefix, versions, check_filesystem,
-                      check_processes, sealed_dirs, processes, master_pid, proc, cross_check)
+                      check_processes, sealed_dirs, processes, master_pid, proc, cross_check, owner)
         for item in rules if rules is not None else RULES:
             if not item.needs <= facts.enabled:
                 continue

@@ -35,8 +35,6 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_catalogue i
     PROCESSES,
     rule,
 )
-# Why someone other than root can change an entry, or None: the same test as lua_rules_host's.
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_facts import _unsafe as _not_root_only
 
 # Where distributions install dynamic modules: Debian's package directory and the
 # prefix-relative "modules" it is reached through, and OpenResty's prefix.
@@ -146,10 +144,10 @@ def worker_identity(facts):
     return name, entry.pw_uid, gids
 
 
-def writable_by(st, identity):
-    """Why the worker identity (or, when None, anyone but root) can write this entry, or None."""
+def writable_by(st, identity, facts):
+    """Why the worker identity (or, when None, anyone but the trusted owner) can write this entry, or None."""
     if identity is None:
-        return _not_root_only(st)
+        return facts.unsafe(st)
     name, uid, gids = identity
     mode = stat.S_IMODE(st.st_mode)
     if st.st_uid == uid and uid != 0:
@@ -249,7 +247,7 @@ def nginx_load_module_writable(facts):
     for node, _context in facts.named("load_module"):
         path = load_module_path(facts, node)
         if path is not None:
-            yield from _hop_findings(path, _not_root_only, "module file")
+            yield from _hop_findings(path, facts.unsafe, "module file")
 
 
 def _include_targets(facts):
@@ -277,7 +275,7 @@ def nginx_code_path_writable_by_worker(facts):
     identity = worker_identity(facts)
 
     def check(st):
-        return writable_by(st, identity)
+        return writable_by(st, identity, facts)
 
     targets = _include_targets(facts)
     for node, _context, path in facts.lua_files():

@@ -24,7 +24,6 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_catalogue i
     PROCESSES,
     rule,
 )
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_facts import _unsafe
 
 # /proc gives a process's start time with about one second of error (btime is whole
 # seconds), so a change within this slack of a worker's start is not called stale.
@@ -73,7 +72,7 @@ def lua_module_dir_writable(facts):
         if path in seen:
             return None
         seen.add(path)
-        reason = _unsafe(st)
+        reason = facts.unsafe(st)
         if not reason:
             return None
         real = os.path.realpath(path)
@@ -81,11 +80,14 @@ def lua_module_dir_writable(facts):
         return ("%s %s is %s" % (what, shown, reason), path, None)
 
     def ancestors(path):
+        # sealed_tree lists the ancestors that anyone but root can change; the trusted
+        # owner judges them (the same reason, when that owner is root).
         for item in sealed_tree.writable_ancestors(path):
             if item["path"] not in seen:
                 seen.add(item["path"])
-                yield ("ancestor %s of %s is %s" % (item["path"], path, item["reason"]),
-                       item["path"], None)
+                reason = facts.unsafe(os.stat(item["path"]))
+                if reason:
+                    yield ("ancestor %s of %s is %s" % (item["path"], path, reason), item["path"], None)
 
     for root in facts.unique_roots():
         if not os.path.isdir(root.path):
@@ -146,7 +148,7 @@ def lua_module_file_writable(facts):
             except OSError:
                 continue
         if stat.S_ISREG(st.st_mode):
-            reason = _unsafe(st)
+            reason = facts.unsafe(st)
             if reason:
                 yield ("module file %s is %s" % (path, reason), path, None)
 
@@ -230,7 +232,7 @@ def lua_stale_code_cache(facts):
 def lua_module_dir_not_sealed(facts):
     for directory in facts.sealed_dirs:
         try:
-            deviations = sealed_tree.find_deviations(directory)
+            deviations = sealed_tree.find_deviations(directory, facts.owner)
         except OSError:
             yield ("sealed directory %s does not exist" % directory, directory, None)
             continue

@@ -267,7 +267,10 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     switch,
     tree_files,
 )
-from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import seal
+from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import ROOT, seal
+
+# (uid, gid) a built release is sealed to: root:root. Tests that do not run as root set their own.
+OWNER = ROOT
 
 
 def _differences(found, wanted):
@@ -320,7 +323,7 @@ def _present(module, root, result):
 
     try:
         outcome = build(root, release, params["digest"], params["src"], run, luajit, luacheck, config_path,
-                        seal=seal)
+                        seal=lambda path: seal(path, owner=OWNER))
     finally:
         if config_path:
             os.unlink(config_path)

@@ -144,6 +144,14 @@ def test_ansible_doc_renders_the_role_as_text(name):
         assert re.search(r"^ENTRY POINT: \*?%s\*?" % re.escape(entry_name), result.stdout, re.M), entry_name
 
 
+def test_the_maintainers_map_names_every_module_and_module_util():
+    utils = sorted(os.path.basename(path)[:-3] for path in glob.glob(os.path.join(REPO, "plugins", "module_utils", "*.py"))
+                   if not path.endswith("__init__.py"))
+    with open(os.path.join(REPO, "docs", "MAINTAINERS.md")) as handle:
+        text = handle.read()
+    assert [name for name in MODULES + utils if not re.search(r"\b%s\b" % name, text)] == []
+
+
 def test_rules_md_documents_exactly_the_rules_of_the_catalogue():
     with open(os.path.join(REPO, "docs", "rules.md")) as handle:
         docs = handle.read()

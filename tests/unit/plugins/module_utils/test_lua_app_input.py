@@ -5,8 +5,11 @@ __metaclass__ = type
 import os
 
 import pytest
+import yaml
 
 from ansible_collections.hardened.openresty.plugins.module_utils.role_input import lua_app_input_errors
+
+DEFAULTS = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "roles", "lua_app", "defaults", "main.yml")
 
 
 @pytest.fixture
@@ -16,22 +19,9 @@ def good(tmp_path):
     (src / "app.lua").write_text("return {}\n")
     (src / "hooks").mkdir()
     (src / "hooks" / "init.lua").write_text("return {}\n")
-    return {
-        "lua_app_src": str(src),
-        "lua_app_version": "",
-        "lua_app_root": "/opt/hardened-openresty/app",
-        "lua_app_keep_releases": 5,
-        "lua_app_entry_module": "app",
-        "lua_app_port": 8080,
-        "lua_app_address": "",
-        "lua_app_health_path": "/health",
-        "lua_app_health_timeout": 10,
-        "lua_app_status_port": 8399,
-        "lua_app_proof_timeout": 30,
-        "lua_app_reload_timeout": 30,
-        "lua_app_luacheck_config": "",
-        "lua_app_staging_dir": "/var/lib/hardened-openresty/lua-app-staging",
-    }
+    # The role's defaults, with a source.
+    with open(DEFAULTS) as handle:
+        return dict(yaml.safe_load(handle), lua_app_src=str(src))
 
 
 def errors_for(values, **changes):

@@ -14,6 +14,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils import lua_rule
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_host
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
+from ansible_collections.hardened.openresty.tests.unit.owner import OWNER
 from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.verify_cases import (
     RULE_CASES,
     conf,
@@ -221,7 +222,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
 
 @pytest.fixture
 def host(tmp_path, monkeypatch):
-    """A root-owned tree with module roots lib/ and app/current -> releases/r1.
+    """A tree of OWNER's (root's, when the tests run as root) with module roots lib/ and
+    app/current -> releases/r1; the rules are told to trust OWNER (host_findings).
 
     pytest's tmp_path lives under the world-writable /tmp: ancestors above `base` are only
     reported by the test that checks exactly that.
@@ -264,12 +266,24 @@ def host_config(base, location=None):
 
 def host_findings(config, **options):
     options.setdefault("check_filesystem", True)
+    options.setdefault("owner", OWNER)
     report = lua_rules.evaluate(config, **options)
     return [f for f in report["findings"] if f["rule"] in HOST_RULES]
 
 
 def test_sound_tree_has_no_host_findings(host):
     assert host_findings(host_config(host)) == []
+
+
+def test_code_must_belong_to_root_unless_the_owner_is_given(host):
+    """The owner the rules trust is root:root: as root, a directory given to uid 33 is
+    reported; as anyone else, the whole tree, which is theirs."""
+    if os.geteuid() == 0:
+        os.chown(str(host / "lib" / "resty"), 33, 0)
+    report = lua_rules.evaluate(host_config(host), check_filesystem=True)
+    writable = [f for f in report["findings"] if f["rule"] == "lua-module-dir-writable"]
+    assert str(host / "lib" / "resty") in [f["file"] for f in writable]
+    assert all("owned by uid %d" % (33 if os.geteuid() == 0 else os.geteuid()) in f["message"] for f in writable)
 
 
 def test_missing_module_root(host):
@@ -446,6 +460,7 @@ def generation(started, worker_uid=33, master=100):
 
 def process_findings(config, processes, **options):
     options.setdefault("check_filesystem", False)
+    options.setdefault("owner", OWNER)
     report = lua_rules.evaluate(config, check_processes=True, processes=processes, **options)
     return [f for f in report["findings"] if f["rule"] in HOST_RULES], report["warnings"]
 

@@ -19,6 +19,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils import lua_rule
 from ansible_collections.hardened.openresty.plugins.module_utils import lua_rules_code_loading as code_loading
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_parser
 from ansible_collections.hardened.openresty.plugins.module_utils import staged_config
+from ansible_collections.hardened.openresty.tests.unit.owner import OWNER
 from ansible_collections.hardened.openresty.tests.unit.plugins.module_utils.verify_cases import conf
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown")
@@ -27,13 +28,14 @@ WORKER = 33  # www-data on Debian
 
 def findings(config, rule_id, **options):
     options.setdefault("check_filesystem", True)
+    options.setdefault("owner", OWNER)
     report = lua_rules.evaluate(config, **options)
     return [f for f in report["findings"] if f["rule"] == rule_id], report["warnings"]
 
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
-    """A root-owned 0755 tree; hops above it (pytest's world-writable /tmp) are left out."""
+    """A 0755 tree of OWNER's (root's as root); hops above it (pytest's world-writable /tmp) are left out."""
     base = tmp_path / "t"
     base.mkdir()
     os.chmod(str(tmp_path), 0o755)
@@ -47,7 +49,7 @@ def tree(tmp_path, monkeypatch):
     return base
 
 
-def make(path, text=u"", mode=0o644, uid=0, gid=0):
+def make(path, text=u"", mode=0o644, uid=OWNER[0], gid=OWNER[1]):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     os.chmod(str(path), mode)
@@ -95,7 +97,6 @@ def _load_module_config(base, path):
     return nginx_parser.load_tree(str(main))
 
 
-@needs_root
 def test_load_module_in_a_sound_tree_is_fine(tree):
     make(tree / "lib" / "modules" / "m.so")
     os.symlink(str(tree / "lib" / "modules"), str(tree / "share-modules"))
@@ -103,7 +104,6 @@ def test_load_module_in_a_sound_tree_is_fine(tree):
     assert found == []
 
 
-@needs_root
 @pytest.mark.parametrize("writable", ["lib", "lib/modules", "lib/modules/m.so", "linkdir"])
 def test_load_module_writable_hop_through_a_symlink(tree, writable):
     """A writable directory reached only through a symlink is found, as is the file itself."""
@@ -136,18 +136,16 @@ def _include_config(base, location=None):
     return nginx_parser.load_tree(str(main))
 
 
-@needs_root
 def test_include_targets_of_a_sound_tree_are_fine(tree):
     found, warnings = findings(_include_config(tree), "nginx-code-path-writable-by-worker")
     assert found == [] and warnings == []
 
 
-@needs_root
 @pytest.mark.parametrize("target,mode,uid,gid,reason", [
-    ("snippets", 0o775, 0, WORKER, "writable by group 33 of the worker user www-data"),
-    ("snippets", 0o755, WORKER, 0, "owned by the worker user www-data"),
-    ("snippets/app.conf", 0o644, WORKER, 0, "owned by the worker user www-data"),
-    ("snippets/app.conf", 0o666, 0, 0, "writable by others"),
+    pytest.param("snippets", 0o775, 0, WORKER, "writable by group 33 of the worker user www-data", marks=needs_root),
+    pytest.param("snippets", 0o755, WORKER, 0, "owned by the worker user www-data", marks=needs_root),
+    pytest.param("snippets/app.conf", 0o644, WORKER, 0, "owned by the worker user www-data", marks=needs_root),
+    ("snippets/app.conf", 0o666) + OWNER + ("writable by others",),
 ])
 def test_include_targets_writable_by_the_worker(tree, target, mode, uid, gid, reason):
     config = _include_config(tree)
@@ -158,11 +156,10 @@ def test_include_targets_writable_by_the_worker(tree, target, mode, uid, gid, re
     assert reason in found[0]["message"]
 
 
-@needs_root
 def test_group_writable_by_a_group_the_worker_is_not_in_is_fine(tree):
     config = _include_config(tree)
     os.chmod(str(tree / "snippets"), 0o775)
-    os.chown(str(tree / "snippets"), 0, 0)
+    os.chown(str(tree / "snippets"), *OWNER)
     found, _w = findings(config, "nginx-code-path-writable-by-worker")
     assert found == []
 

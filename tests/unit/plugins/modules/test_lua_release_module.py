@@ -7,9 +7,19 @@ import os
 import pytest
 
 from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import scan_source
+from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import ROOT, find_deviations
 from ansible_collections.hardened.openresty.plugins.modules import lua_release
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building a release seals it as root")
+# What the module seals to, read before any test sets its own owner.
+SEALED_TO = lua_release.OWNER
+
+
+@pytest.fixture(autouse=True)
+def seal_as(owner, monkeypatch):
+    """The module seals releases root:root; run by another user, these tests seal as that user."""
+    monkeypatch.setattr(lua_release, "OWNER", owner)
+    return owner
+
 
 LUAJIT = "#!/bin/sh\ncat >/dev/null\n%s\n"
 LUACHECK = "#!/bin/sh\n%s\n"
@@ -55,9 +65,14 @@ def test_check_mode_reports_a_build_without_doing_it(run_module, env):
     assert os.listdir(str(env["root"] / "releases")) == []
 
 
-def test_build_then_nothing_to_do(run_module, env):
+def test_releases_are_sealed_to_root():
+    assert SEALED_TO == ROOT == (0, 0)
+
+
+def test_build_then_nothing_to_do(run_module, env, seal_as):
     result = run_module(lua_release, args(env))
     assert result["changed"] and result["releases"] == ["r1"]
+    assert find_deviations(str(env["root"] / "releases" / "r1"), seal_as) == []
     again = run_module(lua_release, args(env), check_mode=True)
     assert not again["changed"] and not again["failed"]
 
