@@ -11,7 +11,8 @@ reload silently leaves `[::]:port` refusing (or accepting) IPv4. tests/oracle as
 nginx of each distribution and fails when a binary starts applying it.
 
 What a reload does apply, asked of the same binaries: a resized lua_shared_dict (a new zone,
-emptied), a new worker user, a new pid path and a new backlog; those are not listed here.
+emptied), a new worker user and a new load_module; those are not listed here, nor is a new
+backlog, which ngx_init_cycle re-applies to the socket it keeps.
 
 Plain functions over nginx_parser.NginxConfig trees, standard library only.
 """

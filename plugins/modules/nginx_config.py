@@ -210,8 +210,8 @@ changed_requires:
     - Why the change needs a new master (a restart) instead of a reload, one sentence per
       reason; empty when a reload applies all of it. Today that is a changed C(ipv6only) of
       an IPv6 C(listen) address that stays, because on a reload the master keeps the socket it
-      holds, bound with the old value. A resized C(lua_shared_dict), a new C(user), C(pid)
-      path or C(backlog) take effect on a reload and are not listed.
+      holds, bound with the old value. A resized C(lua_shared_dict), a new C(user) or
+      C(load_module) take effect on a reload and are not listed.
     - The server role's handler restarts when this is not empty.
   returned: always
   type: list

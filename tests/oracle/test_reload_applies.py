@@ -114,3 +114,32 @@ def test_a_reload_keeps_the_ipv6only_of_a_socket_it_already_holds(oracles, distr
                                        "/c/nginx.conf") for files in (before, after)]
     assert changed_requires(*parsed) == ["listen [::]:18085: ipv6only on -> off (a reload keeps the socket the "
                                          "master holds)"]
+
+
+MODULE_CONF = """\
+{modules}
+worker_processes 1;
+error_log stderr notice;
+events {{}}
+http {{
+    server {{
+        listen unix:/run/oracle-case.sock;
+        location = /which {{ {content} }}
+    }}
+}}
+"""
+
+
+@pytest.mark.parametrize("distro", sorted(harness.DISTROS))
+def test_a_reload_loads_a_new_dynamic_module(oracles, distro):
+    # A new load_module needs no new master: the reloaded configuration runs the module's code.
+    before = {"nginx.conf": MODULE_CONF.format(modules="", content='return 200 "static";')}
+    after = {"nginx.conf": MODULE_CONF.format(
+        modules="load_module /usr/lib/nginx/modules/ndk_http_module.so;\n"
+                "load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;",
+        content='content_by_lua_block { ngx.print("lua ", ngx.config.subsystem) }')}
+    answer = oracles[distro].reload("reload_load_module", before, after, ["/which"])
+    assert "error" not in answer, answer
+    assert answer["before"]["requests"]["/which"]["body"] == "static", answer
+    assert answer["after"]["requests"]["/which"]["body"] == "lua http", answer
+    assert answer["after"]["master_alive"], "the same master reloaded"
