@@ -8,11 +8,13 @@ HTTP clients do for idempotent requests (RFC 9112, 9.3.1): that is counted in `r
 error. Anything else is an error: a status other than 200, a failure on a new connection, a
 failed retry. One more connection asks --longpoll-path and records when and how it ended.
 Writes READY to --ready once every connection answered once, then the JSON result on stdout.
+Runs --seconds, or until the file --stop names exists.
 """
 
 import argparse
 import http.client
 import json
+import os
 import random
 import threading
 import time
@@ -87,6 +89,7 @@ def main():
     parser.add_argument("--pause", type=float, default=0.3)
     parser.add_argument("--longpoll-path", default="/probe/longpoll?seconds=600")
     parser.add_argument("--ready", required=True)
+    parser.add_argument("--stop", help="end early once this file exists (--seconds is then the longest run)")
     args = parser.parse_args()
     stats = {"requests": 0, "raced": 0, "errors": [], "workers": set()}
     lock, ready, stop, poll = threading.Lock(), threading.Semaphore(0), threading.Event(), {}
@@ -99,7 +102,9 @@ def main():
         ready.acquire()
     with open(args.ready, "w") as handle:
         handle.write("READY %f\n" % time.time())
-    time.sleep(args.seconds)
+    deadline = time.time() + args.seconds
+    while time.time() < deadline and not (args.stop and os.path.exists(args.stop)):
+        time.sleep(0.1)
     stop.set()
     for thread in threads:
         thread.join()
