@@ -110,7 +110,7 @@ clean: demo-clean
 	rm -rf $(CACHE) tests/output
 
 bench: venv collection images
-	python scripts/bench_converge.py --runs 3
+	python scripts/bench_converge.py --runs 3 --round-trips
 	python scripts/bench_fleet.py --runs 2
 	python scripts/bench_redos.py --runs 9
 	python scripts/bench_reload.py --runs 7

@@ -28,6 +28,11 @@ import stat
 
 SEALED_DIR_MODE = 0o555
 SEALED_FILE_MODE = 0o444
+# Root-owned files outside the sealed trees (a systemd drop-in, a local fact) and their directories.
+ROOT_DIR_MODE = 0o755
+ROOT_FILE_MODE = 0o644
+# Larger existing files are not read back: they are replaced (root files are small).
+_READ_LIMIT = 1024 * 1024
 # Same bound as the kernel's for nested symlinks in one lookup (MAXSYMLINKS).
 MAX_SYMLINK_HOPS = 40
 _COPY_CHUNK = 1024 * 1024
@@ -246,8 +251,8 @@ def _replace_file(dir_fd, name, src_fd, owner):
     _write_fresh(dir_fd, name, _chunks_of(src_fd), owner)
 
 
-def _write_fresh(dir_fd, name, chunks, owner):
-    """Write chunks into a new 0444 file owned by owner next to name, then rename it over name."""
+def _write_fresh(dir_fd, name, chunks, owner, mode=SEALED_FILE_MODE):
+    """Write chunks into a new file (mode 0444) owned by owner next to name, then rename it over name."""
     tmp = ".sealed-%s-%s" % (os.getpid(), os.urandom(6).hex())
     out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
                   0o600, dir_fd=dir_fd)
@@ -256,7 +261,7 @@ def _write_fresh(dir_fd, name, chunks, owner):
             while block:
                 block = block[os.write(out, block):]
         os.fchown(out, owner[0], owner[1])
-        os.fchmod(out, SEALED_FILE_MODE)
+        os.fchmod(out, mode)
         os.fsync(out)
     except BaseException:
         os.close(out)
@@ -365,8 +370,8 @@ def seal(root, check_mode=False, owner=ROOT):
     return fixed
 
 
-def _file_bytes(dir_fd, name, owner):
-    """The content of the regular 0444 file name in dir_fd owned by owner, or None."""
+def _file_bytes(dir_fd, name, owner, mode=SEALED_FILE_MODE):
+    """The content of the regular file name (mode 0444) in dir_fd owned by owner, or None."""
     try:
         fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError:
@@ -374,7 +379,7 @@ def _file_bytes(dir_fd, name, owner):
     try:
         st = os.fstat(fd)
         if (not stat.S_ISREG(st.st_mode) or not _owned_by(st, owner)
-                or stat.S_IMODE(st.st_mode) != SEALED_FILE_MODE or st.st_nlink != 1):
+                or stat.S_IMODE(st.st_mode) != mode or st.st_nlink != 1):
             return None
         return b"".join(_chunks_of(fd))
     finally:
@@ -456,12 +461,159 @@ def ensure_link(directory, name, target, owner=ROOT):
         os.close(fd)
 
 
+# -- root-owned files outside the sealed trees ---------------------------------------------
+
+def _open_subdir(parent_fd, name, path):
+    """The directory name in parent_fd, opened without following a link; None when missing."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise SealError("%s is not a directory (links are never followed)" % path)
+        raise
+
+
+def _mkdir_at(parent_fd, name, owner):
+    """Create the directory name in parent_fd, owned by owner, 0755; return its descriptor."""
+    os.mkdir(name, 0o700, dir_fd=parent_fd)
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    os.fchown(fd, owner[0], owner[1])
+    os.fchmod(fd, ROOT_DIR_MODE)
+    return fd
+
+
+def _refuse_changeable(fd, path, owner):
+    reasons = _unsafe_reasons(os.fstat(fd), owner)
+    if reasons:
+        raise SealError("%s, a directory on the way, can be changed by someone other than root (%s)"
+                        % (path, "; ".join(reasons)))
+
+
+def _read_entry(dir_fd, name):
+    """(lstat, content) of name in dir_fd, never following a link: (None, None) when missing;
+    content is None unless it is a regular file of at most _READ_LIMIT bytes."""
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None, None
+    if not stat.S_ISREG(st.st_mode) or st.st_size > _READ_LIMIT:
+        return st, None
+    try:
+        fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return st, None
+    try:
+        fst = os.fstat(fd)
+        if not _same(fst, st):
+            return fst, None
+        return fst, b"".join(_chunks_of(fd))
+    finally:
+        os.close(fd)
+
+
+def _is_root_file(st, content, data, owner):
+    return (content == data and _owned_by(st, owner) and stat.S_IMODE(st.st_mode) == ROOT_FILE_MODE
+            and st.st_nlink == 1)
+
+
+def _open_file_dir(path, present, check_mode, owner, top, result):
+    """Open the directory of path from top, one directory at a time through descriptors.
+
+    Every directory above the file's own must be changeable by owner only (SealError
+    otherwise); a missing one is created (present) or ends the walk (None returned, as in
+    check mode where the rest would be created). The file's own directory is repaired to
+    owner and 0755 before its entries are read (present)."""
+    directory = os.path.dirname(path)
+    parts = [part for part in os.path.relpath(directory, top).split("/") if part not in ("", ".")]
+    if parts[:1] == [".."] or not os.path.isabs(path):
+        raise SealError("%s is not below %s" % (path, top))
+    fd = os.open(top, _DIR_FLAGS)
+    at = top
+    try:
+        for index, part in enumerate(parts):
+            _refuse_changeable(fd, at, owner)
+            at = os.path.join(at, part)
+            child = _open_subdir(fd, part, at)
+            if child is None:
+                if not present:
+                    return None
+                result["created"].append(at)
+                if check_mode:
+                    for rest in parts[index + 1:]:
+                        at = os.path.join(at, rest)
+                        result["created"].append(at)
+                    result["changed"] = True
+                    return None
+                child = _mkdir_at(fd, part, owner)
+            os.close(fd)
+            fd = child
+        st = os.fstat(fd)
+        if present and (not _owned_by(st, owner) or stat.S_IMODE(st.st_mode) != ROOT_DIR_MODE):
+            result["repaired"] = {"path": at, "mode": "%04o" % stat.S_IMODE(st.st_mode),
+                                  "uid": st.st_uid, "gid": st.st_gid}
+            if not check_mode:
+                # From here on nobody but root can add, rename or remove a name in it.
+                os.fchown(fd, owner[0], owner[1])
+                os.fchmod(fd, ROOT_DIR_MODE)
+        opened, fd = fd, None
+        return opened
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def place_root_file(path, data, present=True, check_mode=False, owner=ROOT, top="/"):
+    """Make path a regular file holding exactly data (bytes), owned by owner (root:root),
+    mode 0644, in a directory owned by owner, mode 0755 (present), or remove it.
+
+    The walk starts at top (the module's is /) and opens one directory at a time through
+    its parent's descriptor, never following a link. Every directory from top down to the
+    one above the file's must be changeable by owner only, else SealError before anything
+    changes; missing ones are created 0755, owned by owner. The file's own directory is
+    created, or its owner and mode repaired through its descriptor, before its entries are
+    read. A file that differs in content, owner, mode or link count is replaced by a fresh
+    copy written in that directory and renamed over the name (a new inode); a link at the
+    name is replaced, never followed. Not present: the name is unlinked through the
+    directory's descriptor, and nothing is created or repaired.
+
+    Returns dict(changed (the file itself), created (directories, parents first), repaired
+    (path, mode, uid, gid of the file's directory before its repair, or None), existed,
+    before (the old content, None when absent or not a readable regular file)).
+    """
+    path = os.path.normpath(path)
+    _check_name(os.path.basename(path))
+    result = {"changed": False, "created": [], "repaired": None, "existed": False, "before": None}
+    fd = _open_file_dir(path, present, check_mode, owner, os.path.normpath(top), result)
+    if fd is None:
+        return result
+    name = os.path.basename(path)
+    try:
+        st, content = _read_entry(fd, name)
+        if st is None:
+            result["changed"] = present
+        elif stat.S_ISDIR(st.st_mode):
+            raise SealError("%s is a directory" % path)
+        else:
+            result.update(existed=True, before=content,
+                          changed=not (present and _is_root_file(st, content, data, owner)))
+        if result["changed"] and not check_mode:
+            if present:
+                _write_fresh(fd, name, [data], owner, ROOT_FILE_MODE)
+            else:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    return result
+
+
 # -- ancestors -----------------------------------------------------------------------------
 
-def _unsafe_reasons(st):
+def _unsafe_reasons(st, owner=ROOT):
     mode = stat.S_IMODE(st.st_mode)
     reasons = []
-    if st.st_uid != 0:
+    if st.st_uid != owner[0]:
         reasons.append("owned by uid %d" % st.st_uid)
     # A sticky, world-writable directory (like /tmp) still lets its users create entries.
     if mode & 0o022:

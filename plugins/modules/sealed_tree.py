@@ -28,6 +28,9 @@ description:
     under it and every directory on the way to it) can be changed by root only, for
     directories that are searched but not sealed by this collection, such as extra Lua
     library roots.
+  - With O(root_files), also keeps small root-owned files outside the sealed trees (a
+    systemd drop-in, a local fact), each through descriptors and never through a link, and
+    says for each one whether it changed.
 version_added: 0.1.0
 author:
   - hardened.openresty contributors (!UNKNOWN)
@@ -101,6 +104,38 @@ options:
       - Used for the C(current) link of a release root that has no release yet.
     type: dict
     default: {}
+  root_files:
+    description:
+      - Files outside the sealed trees, each root:root C(0644) in a root:root C(0755)
+        directory. They are placed after the trees are sealed, and all of them are checked
+        before anything changes.
+      - The directories are opened one at a time from C(/), each through its parent's
+        descriptor, never following a link. Every directory above the file's own must be
+        changeable by root only, else the task fails before anything changes; missing
+        directories are created C(0755). The file's own directory gets root:root C(0755)
+        (a repair goes through its descriptor) before its entries are read.
+      - A file whose content, owner, mode or link count differs, or a link in its place, is
+        replaced by a fresh file written in its directory and renamed over the name.
+      - Lets one task keep several such files, instead of a directory and a file task each.
+    type: list
+    elements: dict
+    suboptions:
+      path:
+        description:
+          - Absolute path of the file.
+        type: path
+        required: true
+      content:
+        description:
+          - The whole content of the file (UTF-8). Required when O(root_files[].state=present).
+        type: str
+      state:
+        description:
+          - C(absent) removes the file (a link in its place too) through its directory's
+            descriptor, and creates or repairs nothing.
+        type: str
+        choices: [present, absent]
+        default: present
 extends_documentation_fragment:
   - hardened.openresty.attributes
 attributes:
@@ -108,7 +143,8 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: Lists each fixed path with its old and new mode and owner.
+    details: Lists each fixed path with its old and new mode and owner, and the old and new
+      content of each changed O(root_files) entry.
 notes:
   - Needs root (C(become)) to change ownership.
 """
@@ -145,6 +181,16 @@ EXAMPLES = r"""
       - path: [/srv/lua/lib]
         label: server_lua_module_roots
         state: sealed
+  become: true
+
+- name: Keep a systemd drop-in and a local fact, root:root 0644, and see which one changed
+  hardened.openresty.sealed_tree:
+    root_files:
+      - path: /etc/systemd/system/nginx.service.d/hardened-openresty.conf
+        content: "{{ lookup('ansible.builtin.template', 'sandbox.conf.j2') }}"
+      - path: /etc/ansible/facts.d/hardened_openresty.fact
+        content: "{{ layout | to_nice_json }}\n"
+  register: host_files
   become: true
 
 - name: Report drift without fixing it
@@ -204,6 +250,32 @@ linked:
   type: list
   elements: str
   sample: [/srv/lua/app/current]
+root_files:
+  description: Each entry of O(root_files), in the order given.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The file.
+      type: str
+    state:
+      description: C(present) or C(absent), as asked.
+      type: str
+    changed:
+      description: Whether the file itself was (would be) written or removed; a repair of its
+        directory alone leaves this false.
+      type: bool
+    created:
+      description: Directories that were (would be) created for it, parents first.
+      type: list
+      elements: str
+    repaired:
+      description: The file's directory before its owner and mode were (would be) repaired
+        to root:root C(0755) (C(path), C(mode), C(uid), C(gid)), or null.
+      type: dict
+  sample: [{path: /etc/ansible/facts.d/hardened_openresty.fact, state: present, changed: true,
+            created: [/etc/ansible, /etc/ansible/facts.d], repaired: null}]
 missing:
   description: With O(state=checked), and for O(checks) of state C(checked), the paths that do not
     exist (their ancestors were checked).
@@ -225,6 +297,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree imp
     ensure_link,
     find_deviations,
     install_files,
+    place_root_file,
     seal,
     writable_ancestors,
 )
@@ -242,7 +315,14 @@ ARGUMENT_SPEC = dict(
     label=dict(type="str", default="path"),
     files=dict(type="dict", default={}),
     links=dict(type="dict", default={}),
+    root_files=dict(type="list", elements="dict", options=dict(
+        path=dict(type="path", required=True),
+        content=dict(type="str"),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+    ), required_if=[("state", "present", ("content",))]),
 )
+# Where the walk to each of O(root_files) starts; the unit tests start it in a directory of theirs.
+_TOP = "/"
 
 
 def _missing_dirs(path):
@@ -374,18 +454,47 @@ def _diff(roots, created, fixed):
     return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[["path", "checks"]],
-                           supports_check_mode=True)
+def _refuse_mismatches(module):
+    """Options that cannot go together, refused before anything is checked or changed."""
+    params = module.params
+    if params["state"] == "checked" and params["root_files"]:
+        module.fail_json(msg="root_files: state=checked changes nothing; place them with state=sealed")
+    if not params["path"] and (params["files"] or params["links"]):
+        module.fail_json(msg="%s: files and links go into the paths, and no path is given" % params["label"])
+    paths = [os.path.normpath(entry["path"]) for entry in params["root_files"] or []]
+    for path in paths:
+        if not os.path.isabs(path) or paths.count(path) > 1:
+            module.fail_json(msg="root_files: %r must be an absolute path, given once" % path)
+
+
+def _place(module, entry, check_mode):
+    """Place one of O(root_files) (or preview it): its result entry, with its diff."""
+    content = entry["content"] or ""
+    try:
+        placed = place_root_file(entry["path"], content.encode("utf-8"), entry["state"] == "present",
+                                 check_mode=check_mode, top=_TOP)
+    except (SealError, OSError) as exc:
+        module.fail_json(msg="root_files: %s: %s" % (entry["path"], exc))
+    path = os.path.normpath(entry["path"])
+    diffs = []
+    if placed["repaired"]:
+        old = placed["repaired"]
+        diffs.append({"before_header": old["path"], "after_header": old["path"],
+                      "before": "%s %s %d:%d\n" % (old["path"], old["mode"], old["uid"], old["gid"]),
+                      "after": "%s 0755 0:0\n" % old["path"]})
+    if placed["changed"]:
+        before = placed["before"]
+        diffs.append({"before_header": path, "after_header": path,
+                      "before": "" if not placed["existed"] else
+                      "(not a regular file to show)\n" if before is None else before.decode("utf-8", "replace"),
+                      "after": content if entry["state"] == "present" else ""})
+    return dict(path=path, state=entry["state"], changed=placed["changed"], created=placed["created"],
+                repaired=placed["repaired"], diffs=diffs)
+
+
+def _seal_roots(module, plans):
+    """Create the missing directories of each root and seal it: (created, fixed)."""
     label = module.params["label"]
-    # The checks of other variables' roots come first: they change nothing.
-    missing = _run_checks(module)
-    roots = [os.path.normpath(p) for p in module.params["path"] or []]
-    if module.params["state"] == "checked" or not roots:
-        missing += [root for root in roots if _check_only(module, root, label)]
-        module.exit_json(changed=False, fixed=[], created=[], installed=[], linked=[], missing=missing)
-    # Every root is checked before any is changed.
-    plans = [(root, _check_root(module, root, label)) for root in roots]
     created = []
     fixed = []
     for root, absent in plans:
@@ -403,13 +512,42 @@ def main():
         except (SealError, OSError) as exc:
             module.fail_json(msg="%s: %r: sealing stopped: %s" % (label, root, exc),
                              fixed=fixed, created=created)
+    return created, fixed
 
-    installed, linked = _ship(module, roots, created)
-    result = dict(changed=bool(created or fixed or installed or linked), fixed=fixed, created=created,
-                  installed=installed, linked=linked, missing=missing)
-    if module._diff and result["changed"]:
-        result["diff"] = _diff(roots, created, fixed)
-    module.exit_json(**result)
+
+def _result(module, roots, created, fixed, installed, linked, placed, missing):
+    diffs = [_diff(roots, created, fixed)] if created or fixed else []
+    for entry in placed:
+        diffs.extend(entry.pop("diffs"))
+    changed = any(entry["changed"] or entry["repaired"] for entry in placed)
+    result = dict(changed=bool(changed or created or fixed or installed or linked), fixed=fixed, created=created,
+                  installed=installed, linked=linked, root_files=placed, missing=missing)
+    if module._diff and diffs:
+        result["diff"] = diffs[0] if len(diffs) == 1 else diffs
+    return result
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_one_of=[["path", "checks", "root_files"]],
+                           supports_check_mode=True)
+    _refuse_mismatches(module)
+    label = module.params["label"]
+    # The checks of other variables' roots come first: they change nothing.
+    missing = _run_checks(module)
+    roots = [os.path.normpath(p) for p in module.params["path"] or []]
+    if module.params["state"] == "checked":
+        missing += [root for root in roots if _check_only(module, root, label)]
+        module.exit_json(changed=False, fixed=[], created=[], installed=[], linked=[], root_files=[],
+                         missing=missing)
+    # Every root and every root file is checked before any is changed.
+    plans = [(root, _check_root(module, root, label)) for root in roots]
+    entries = module.params["root_files"] or []
+    placed = [_place(module, entry, True) for entry in entries]
+    created, fixed = _seal_roots(module, plans)
+    installed, linked = _ship(module, roots, created) if roots else ([], [])
+    if not module.check_mode:
+        placed = [_place(module, entry, False) for entry in entries]
+    module.exit_json(**_result(module, roots, created, fixed, installed, linked, placed, missing))
 
 
 if __name__ == "__main__":

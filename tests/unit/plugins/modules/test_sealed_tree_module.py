@@ -160,7 +160,7 @@ def test_checked_looks_below_and_above(base, run_module):
     os.chmod(str(library / "resty" / "core.lua"), 0o644)
     args = {"path": [str(library)], "state": "checked", "label": "server_lua_library_roots"}
     assert run_module(sealed_tree, args) == {"changed": False, "failed": False, "fixed": [], "created": [],
-                                             "installed": [], "linked": [], "missing": []}
+                                             "installed": [], "linked": [], "root_files": [], "missing": []}
 
     os.chmod(str(library / "resty" / "core.lua"), 0o666)
     result = run_module(sealed_tree, args)
@@ -280,7 +280,7 @@ def test_checks_name_their_own_variable_and_run_before_anything_changes(base, ru
               {"path": [str(base / "app")], "label": "server_lua_app_roots", "state": "sealed"}]
     assert run_module(sealed_tree, {"checks": checks}) == {
         "changed": False, "failed": False, "fixed": [], "created": [], "installed": [], "linked": [],
-        "missing": []}
+        "root_files": [], "missing": []}
     assert not os.path.exists(str(base / "app")), "a check created a root"
 
     # A writable parent of the module roots: refused by that variable's name, nothing sealed.
@@ -317,3 +317,70 @@ def test_checks_name_their_own_variable_and_run_before_anything_changes(base, ru
 def test_neither_path_nor_checks_is_refused(run_module):
     result = run_module(sealed_tree, {})
     assert result["failed"] and "path" in result["msg"] and "checks" in result["msg"]
+
+
+@pytest.fixture
+def top(base, monkeypatch):
+    """The walk to each root file starts at `base` (the module's starts at /)."""
+    monkeypatch.setattr(sealed_tree, "_TOP", str(base))
+    return base
+
+
+def test_root_files_report_each_change_and_settle(top, run_module):
+    dropin = top / "systemd" / "nginx.service.d" / "hardened-openresty.conf"
+    fact = top / "ansible" / "facts.d" / "hardened_openresty.fact"
+    args = {"root_files": [{"path": str(dropin), "content": "[Service]\nNoNewPrivileges=yes\n"},
+                           {"path": str(fact), "content": '{\n    "flavor": "debian"\n}\n'}]}
+
+    preview = run_module(sealed_tree, args, check_mode=True, diff=True)
+    assert preview["changed"] and [e["changed"] for e in preview["root_files"]] == [True, True]
+    assert preview["root_files"][0]["created"] == [str(top / "systemd"), str(dropin.parent)]
+    assert os.listdir(str(top)) == [], "check mode wrote something"
+    assert [d["after_header"] for d in preview["diff"]] == [str(dropin), str(fact)]
+    assert preview["diff"][1]["before"] == "" and preview["diff"][1]["after"] == args["root_files"][1]["content"]
+
+    result = run_module(sealed_tree, args)
+    assert [(e["path"], e["state"], e["changed"]) for e in result["root_files"]] == [
+        (str(dropin), "present", True), (str(fact), "present", True)]
+    assert fact.read_text() == '{\n    "flavor": "debian"\n}\n'
+    assert owner_mode(dropin) == (0, 0, "0644") and owner_mode(dropin.parent) == (0, 0, "0755")
+    assert run_module(sealed_tree, args)["changed"] is False
+
+    # Only the fact differs: only its entry says so (the drop-in's restart hangs on its own).
+    args["root_files"][1]["content"] = '{\n    "flavor": "none"\n}\n'
+    result = run_module(sealed_tree, args, diff=True)
+    assert result["changed"] and [e["changed"] for e in result["root_files"]] == [False, True]
+    assert '"debian"' in result["diff"]["before"] and '"none"' in result["diff"]["after"]
+
+
+def test_root_file_absent_is_removed_and_a_refusal_changes_nothing(top, run_module):
+    dropin = top / "unit.d" / "sandbox.conf"
+    run_module(sealed_tree, {"root_files": [{"path": str(dropin), "content": "a\n"}]})
+    off = {"root_files": [{"path": str(dropin), "state": "absent"}]}
+    result = run_module(sealed_tree, off)
+    assert result["changed"] and result["root_files"][0]["changed"] and not dropin.exists()
+    assert run_module(sealed_tree, off)["changed"] is False
+
+    # The second file's way goes through a link: nothing is placed or sealed, the first
+    # file included.
+    (top / "real").mkdir()
+    os.symlink("real", str(top / "linked"))
+    result = run_module(sealed_tree, {"path": [str(top / "lua")], "root_files": [
+        {"path": str(dropin), "content": "a\n"},
+        {"path": str(top / "linked" / "facts.d" / "x.fact"), "content": "{}\n"}]})
+    assert result["failed"] and result["msg"].startswith("root_files: %s: " % (top / "linked" / "facts.d" / "x.fact"))
+    assert not dropin.exists() and not (top / "lua").exists() and os.listdir(str(top / "real")) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"root_files": [{"path": "/etc/x.conf", "content": ""}], "path": "/srv/lua", "state": "checked"},
+     "root_files: state=checked changes nothing"),
+    ({"root_files": [{"path": "/etc/x.conf", "content": ""}, {"path": "/etc//x.conf", "state": "absent"}]},
+     "root_files: '/etc/x.conf' must be an absolute path, given once"),
+    ({"root_files": [{"path": "/etc/x.conf"}]}, "state is present but all of the following are missing: content"),
+    ({"root_files": [{"path": "/etc/x.conf", "content": ""}], "files": {"a.lua": ""}},
+     "path: files and links go into the paths, and no path is given"),
+])
+def test_root_file_mistakes_are_refused_before_anything(args, message, run_module):
+    result = run_module(sealed_tree, args)
+    assert result["failed"] and message in result["msg"]
