@@ -191,6 +191,11 @@ def workers_of(master_pid, processes):
     return [p for p in processes if p["ppid"] == int(master_pid) and is_worker(p)]
 
 
+def serving_workers(master_pid, processes):
+    """Sorted pids of master_pid's workers that are not shutting down."""
+    return sorted(w["pid"] for w in workers_of(master_pid, processes) if not is_draining(w))
+
+
 def stale_binary(pid, binary, proc="/proc"):
     """Why process pid does not run the file now at binary, or None when it does.
 
@@ -199,17 +204,12 @@ def stale_binary(pid, binary, proc="/proc"):
     workers from it again: only a new master runs the new binary. None also when pid's exe
     cannot be read (gone, or not ours to read).
     """
-    exe = os.path.join(proc, str(pid), "exe")
     try:
-        runs = os.readlink(exe)
+        runs = os.readlink(os.path.join(proc, str(pid), "exe"))
     except OSError:
         return None
-    try:
-        running, on_disk = os.stat(exe), os.stat(binary)
-        if (running.st_dev, running.st_ino) == (on_disk.st_dev, on_disk.st_ino):
-            return None
-    except OSError:
-        pass
+    if runs_file(pid, binary, proc):
+        return None
     return "master %d runs %s, not the file now at %s: a reload would keep the old binary" % (pid, runs, binary)
 
 

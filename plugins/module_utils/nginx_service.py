@@ -29,6 +29,7 @@ from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime i
     in_unit,
     is_draining,
     is_master,
+    serving_workers,
     workers_of,
 )
 
@@ -39,7 +40,7 @@ _LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?P<level>[a-z]+)\] (
 # a replacement with the configuration it runs (ngx_process_get_status, ngx_reap_children).
 _KILLED_WORKER = re.compile(r"\] \d+#\d+: worker process (?P<pid>\d+) exited on signal \d+")
 # Start times on /proc's clock have a resolution of one tick (10 ms).
-_START_SLACK = 0.02
+START_SLACK = 0.02
 # nginx's compiled-in defaults, relative to the prefix, when configure did not set them.
 _DEFAULT_PREFIX = "/usr/local/nginx/"
 _DEFAULT_PATHS = {
@@ -195,7 +196,7 @@ def observe(master_pid, old_pids, processes, signalled_at=None):
     }
     for worker in workers_of(master_pid, processes):
         if worker["pid"] not in old:
-            fresh = signalled_at is None or worker["start_time"] >= signalled_at - _START_SLACK
+            fresh = signalled_at is None or worker["start_time"] >= signalled_at - START_SLACK
             if fresh and not is_draining(worker):
                 state["new"].append(worker["pid"])
         elif is_draining(worker):
@@ -301,7 +302,7 @@ def wait_for_start(find, list_processes, timeout, clock=time.time, sleep=time.sl
         master = find()
         workers = []
         if master:
-            workers = sorted(w["pid"] for w in workers_of(master, list_processes()) if not is_draining(w))
+            workers = serving_workers(master, list_processes())
             if workers:
                 return master, workers
         if clock() - start >= timeout:

@@ -25,15 +25,9 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import (
-    is_draining,
-    is_worker,
-    workers_of,
-)
-from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import serious_entries
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_runtime import serving_workers, workers_of
+from ansible_collections.hardened.openresty.plugins.module_utils.nginx_service import START_SLACK, serious_entries
 
-# Start times on /proc's clock have a resolution of one tick (10 ms).
-_START_SLACK = 0.02
 # Children of a master that are part of its own generation, never a new binary.
 _OWN_CHILDREN = ("nginx: worker process", "nginx: cache ", "nginx: privileged agent")
 
@@ -42,7 +36,7 @@ def new_binaries(children, signalled_at):
     """The children of the old master that can be the new binary: started after the signal
     and not one of the old master's own workers or helper processes."""
     return [c for c in children
-            if c["start_time"] >= signalled_at - _START_SLACK and not c["title"].startswith(_OWN_CHILDREN)]
+            if c["start_time"] >= signalled_at - START_SLACK and not c["title"].startswith(_OWN_CHILDREN)]
 
 
 def observe_upgrade(candidates, processes, is_proven_master, pid_file_pid):
@@ -52,7 +46,7 @@ def observe_upgrade(candidates, processes, is_proven_master, pid_file_pid):
     for candidate in candidates:
         if candidate["pid"] != pid_file_pid or not is_proven_master(candidate):
             continue
-        workers = sorted(w["pid"] for w in workers_of(candidate["pid"], processes) if not is_draining(w))
+        workers = serving_workers(candidate["pid"], processes)
         if workers:
             return candidate["pid"], workers
     return None, []
@@ -126,4 +120,4 @@ def wait_until(done, timeout, clock=time.time, sleep=time.sleep, interval=0.05):
 
 def old_generation(old_master, processes):
     """The old master's workers still running (they drain after the old master's QUIT)."""
-    return sorted(p["pid"] for p in processes if p["ppid"] == int(old_master) and is_worker(p))
+    return sorted(w["pid"] for w in workers_of(old_master, processes))
