@@ -79,13 +79,24 @@ def test_a_server_whose_ca_is_in_the_bundle_is_accepted(host, servers):
 
 
 def test_a_certificate_from_an_unknown_ca_is_refused_with_the_verification_error(host, servers):
+    """Every attempt is refused and logged; none ever reads the server's answer.
+
+    lua-nginx-module returns OpenSSL's verify result, "<code>: <reason>": the leaf's issuer is
+    in no trusted bundle, so the first (and only) certificate cannot be verified. When the
+    handshake completes within its first call (loopback timing), lua-resty-core 0.1.25
+    (Debian 12) raises "assertion failed!" instead of returning it; the connection is closed
+    all the same. Several attempts exercise both paths, and neither may ever accept.
+    """
+    attempts = 20
     marker = log_size(host)
-    answer = probe(host, 8444)
-    # lua-nginx-module returns OpenSSL's verify result, "<code>: <reason>": the leaf's issuer
-    # is in no trusted bundle, so the first (and only) certificate cannot be verified.
-    assert answer.strip() == "REFUSED 21: unable to verify the first certificate", answer
-    assert "lua ssl certificate verify error: (21: unable to verify the first certificate)" \
-        in error_log_since(host, marker)
+    answers = [probe(host, 8444).strip() for _ in range(attempts)]
+    refused = [a for a in answers if a == "REFUSED 21: unable to verify the first certificate"]
+    raised = [a for a in answers if a.startswith("RAISED ") and a.endswith("assertion failed!")]
+    assert len(refused) + len(raised) == attempts, answers
+    assert refused, answers
+    log = error_log_since(host, marker)
+    assert log.count("lua ssl certificate verify error: (21: unable to verify the first certificate)") \
+        == attempts, log
 
 
 def test_the_tls_1_1_server_really_speaks_tls_1_1(host, servers):
