@@ -15,7 +15,6 @@ __metaclass__ = type
 
 import os
 import re
-import stat
 
 from ansible_collections.hardened.openresty.plugins.module_utils import nginx_runtime
 from ansible_collections.hardened.openresty.plugins.module_utils import sealed_tree
@@ -62,17 +61,6 @@ def _pcre_flavour(version_text):
     if re.search(r"pcre-\d", lowered):
         return 1
     return None
-
-
-def _unsafe(st, owner=sealed_tree.ROOT):
-    """Why a file or directory lets someone other than its trusted owner (root) change it, or None."""
-    reasons = []
-    if st.st_uid != owner[0]:
-        reasons.append("owned by uid %d" % st.st_uid)
-    mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o022:
-        reasons.append("writable by group or others (mode %04o)" % mode)
-    return "; ".join(reasons) or None
 
 
 class ModuleRoot(object):
@@ -295,7 +283,7 @@ class Facts(object):
 
     def unsafe(self, st):
         """Why someone other than the trusted owner can change this entry, or None."""
-        return _unsafe(st, self.owner)
+        return "; ".join(sealed_tree.unsafe_reasons(st, self.owner)) or None
 
     def tree(self, root_path):
         """[(path, lstat)] for a module root and everything under it (cached, capped)."""

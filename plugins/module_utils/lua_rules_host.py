@@ -80,14 +80,10 @@ def lua_module_dir_writable(facts):
         return ("%s %s is %s" % (what, shown, reason), path, None)
 
     def ancestors(path):
-        # sealed_tree lists the ancestors that anyone but root can change; the trusted
-        # owner judges them (the same reason, when that owner is root).
-        for item in sealed_tree.writable_ancestors(path):
+        for item in sealed_tree.writable_ancestors(path, facts.owner):
             if item["path"] not in seen:
                 seen.add(item["path"])
-                reason = facts.unsafe(os.stat(item["path"]))
-                if reason:
-                    yield ("ancestor %s of %s is %s" % (item["path"], path, reason), item["path"], None)
+                yield ("ancestor %s of %s is %s" % (item["path"], path, item["reason"]), item["path"], None)
 
     for root in facts.unique_roots():
         if not os.path.isdir(root.path):

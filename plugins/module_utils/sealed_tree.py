@@ -485,7 +485,7 @@ def _mkdir_at(parent_fd, name, owner):
 
 
 def _refuse_changeable(fd, path, owner):
-    reasons = _unsafe_reasons(os.fstat(fd), owner)
+    reasons = unsafe_reasons(os.fstat(fd), owner)
     if reasons:
         raise SealError("%s, a directory on the way, can be changed by someone other than root (%s)"
                         % (path, "; ".join(reasons)))
@@ -610,7 +610,8 @@ def place_root_file(path, data, present=True, check_mode=False, owner=ROOT, top=
 
 # -- ancestors -----------------------------------------------------------------------------
 
-def _unsafe_reasons(st, owner=ROOT):
+def unsafe_reasons(st, owner=ROOT):
+    """Why someone other than owner (uid, gid) can change this inode: [] when no one can."""
     mode = stat.S_IMODE(st.st_mode)
     reasons = []
     if st.st_uid != owner[0]:
@@ -621,8 +622,8 @@ def _unsafe_reasons(st, owner=ROOT):
     return reasons
 
 
-def writable_ancestors(path):
-    """Return the directories a lookup of path passes through that non-root can change.
+def writable_ancestors(path, owner=ROOT):
+    """Return the directories a lookup of path passes through that someone other than owner can change.
 
     That is every ancestor of path as written, of every symlink hop on the way and of the
     resolved path (for a missing path: the nearest existing ancestor, resolved, and
@@ -638,15 +639,15 @@ def writable_ancestors(path):
     result = []
     for directory in dirs:
         st = os.stat(directory)
-        reasons = _unsafe_reasons(st)
+        reasons = unsafe_reasons(st, owner)
         if reasons:
             result.append({"path": directory, "mode": "%04o" % stat.S_IMODE(st.st_mode), "uid": st.st_uid,
                            "reason": "; ".join(reasons)})
     return result
 
 
-def changeable_by_others(root, limit=50000):
-    """What under root (root included) someone other than root can change.
+def changeable_by_others(root, limit=50000, owner=ROOT):
+    """What under root (root included) someone other than owner (root) can change.
 
     For directories that are searched but not sealed here (library roots): directories and
     regular files owned by non-root or writable by group or others, and symlinks whose
@@ -659,14 +660,14 @@ def changeable_by_others(root, limit=50000):
             found.append({"path": root, "reason": "more than %d entries; not checked further" % limit})
             break
         if stat.S_ISLNK(st.st_mode):
-            hops = writable_ancestors(path) if path != root else []
+            hops = writable_ancestors(path, owner) if path != root else []
             for item in hops:
                 found.append({"path": path, "reason": "symlink through %s (%s)" % (item["path"], item["reason"])})
             try:
                 st = os.stat(path)
             except OSError:
                 continue
-        reasons = _unsafe_reasons(st) if (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) else []
+        reasons = unsafe_reasons(st, owner) if (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)) else []
         if reasons:
             found.append({"path": path, "reason": "; ".join(reasons)})
     return found

@@ -290,6 +290,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import (
+    ROOT,
     SEALED_DIR_MODE,
     SEALED_FILE_MODE,
     SealError,
@@ -321,8 +322,10 @@ ARGUMENT_SPEC = dict(
         state=dict(type="str", choices=["present", "absent"], default="present"),
     ), required_if=[("state", "present", ("content",))]),
 )
-# Where the walk to each of O(root_files) starts; the unit tests start it in a directory of theirs.
+# Where the walk to each of O(root_files) starts, and the (uid, gid) every tree, file and
+# trusted directory belongs to: root:root. The unit tests set their own directory and user.
 _TOP = "/"
+_OWNER = ROOT
 
 
 def _missing_dirs(path):
@@ -334,7 +337,7 @@ def _missing_dirs(path):
 
 
 def _refuse_writable_ancestors(module, path, label):
-    writable = writable_ancestors(path)
+    writable = writable_ancestors(path, _OWNER)
     if writable:
         module.fail_json(
             msg="%s: %r is not sealed while a directory on the way to it can be changed by non-root: %s"
@@ -357,7 +360,7 @@ def _check_root(module, path, label):
     # the nearest existing ancestor where it resolves to and everything above it.
     _refuse_writable_ancestors(module, path, label)
     if not missing:
-        refused = [d for d in find_deviations(path) if d["action"] == "refuse"]
+        refused = [d for d in find_deviations(path, _OWNER) if d["action"] == "refuse"]
         if refused:
             module.fail_json(msg="%s: %r contains entries that sealing does not fix: %s"
                              % (label, path, "; ".join("%s (%s)" % (d["path"], d["reason"]) for d in refused)),
@@ -372,7 +375,7 @@ def _check_only(module, path, label):
     _refuse_writable_ancestors(module, path, label)
     if not os.path.lexists(path):
         return True
-    problems = changeable_by_others(path)
+    problems = changeable_by_others(path, owner=_OWNER)
     if problems:
         module.fail_json(msg="%s: %r is writable by someone other than root: %s"
                          % (label, path, "; ".join("%s (%s)" % (p["path"], p["reason"]) for p in problems)),
@@ -402,7 +405,7 @@ def _create(path, is_root):
         os.mkdir(name, 0o700, dir_fd=parent)
         fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
         try:
-            os.fchown(fd, 0, 0)
+            os.fchown(fd, _OWNER[0], _OWNER[1])
             os.fchmod(fd, SEALED_DIR_MODE if is_root else 0o755)
         finally:
             os.close(fd)
@@ -425,13 +428,13 @@ def _ship(module, roots, created):
             if module.check_mode and roots[0] in created:
                 names = sorted(files)
             else:
-                names = install_files(roots[0], files, check_mode=module.check_mode)
+                names = install_files(roots[0], files, check_mode=module.check_mode, owner=_OWNER)
             installed = [os.path.join(roots[0], name) for name in names]
         for path, target in links:
             if module.check_mode:
                 if not os.path.lexists(path):
                     linked.append(path)
-            elif ensure_link(os.path.dirname(path), os.path.basename(path), target):
+            elif ensure_link(os.path.dirname(path), os.path.basename(path), target, _OWNER):
                 linked.append(path)
     except (SealError, OSError) as exc:
         module.fail_json(msg="%s: %s" % (label, exc), installed=installed, linked=linked, created=created)
@@ -440,8 +443,9 @@ def _ship(module, roots, created):
 
 def _diff(roots, created, fixed):
     """Before and after of each created directory and each fixed path (owner 0:0 after)."""
+    owner = "%d:%d" % _OWNER
     before = ["%s absent" % d for d in created]
-    after = ["%s %04o 0:0" % (d, SEALED_DIR_MODE if d in roots else 0o755) for d in created]
+    after = ["%s %04o %s" % (d, SEALED_DIR_MODE if d in roots else 0o755, owner) for d in created]
     for item in fixed:
         before.append("%s %s %d:%d" % (item["path"], item["mode"], item["uid"], item["gid"]))
         wanted = _WANTED.get(item["kind"])
@@ -450,7 +454,7 @@ def _diff(roots, created, fixed):
         elif item["action"] == "refuse":
             after.append(before[-1])
         else:
-            after.append("%s %s 0:0" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted))
+            after.append("%s %s %s" % (item["path"], item["mode"] if wanted is None else "%04o" % wanted, owner))
     return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n"}
 
 
@@ -472,7 +476,7 @@ def _place(module, entry, check_mode):
     content = entry["content"] or ""
     try:
         placed = place_root_file(entry["path"], content.encode("utf-8"), entry["state"] == "present",
-                                 check_mode=check_mode, top=_TOP)
+                                 check_mode=check_mode, owner=_OWNER, top=_TOP)
     except (SealError, OSError) as exc:
         module.fail_json(msg="root_files: %s: %s" % (entry["path"], exc))
     path = os.path.normpath(entry["path"])
@@ -481,7 +485,7 @@ def _place(module, entry, check_mode):
         old = placed["repaired"]
         diffs.append({"before_header": old["path"], "after_header": old["path"],
                       "before": "%s %s %d:%d\n" % (old["path"], old["mode"], old["uid"], old["gid"]),
-                      "after": "%s 0755 0:0\n" % old["path"]})
+                      "after": "%s 0755 %d:%d\n" % ((old["path"],) + tuple(_OWNER))})
     if placed["changed"]:
         before = placed["before"]
         diffs.append({"before_header": path, "after_header": path,
@@ -508,7 +512,7 @@ def _seal_roots(module, plans):
         if absent and module.check_mode:
             continue
         try:
-            fixed.extend(seal(root, check_mode=module.check_mode))
+            fixed.extend(seal(root, check_mode=module.check_mode, owner=_OWNER))
         except (SealError, OSError) as exc:
             module.fail_json(msg="%s: %r: sealing stopped: %s" % (label, root, exc),
                              fixed=fixed, created=created)

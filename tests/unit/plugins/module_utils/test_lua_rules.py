@@ -241,7 +241,8 @@ def host(tmp_path, monkeypatch):
             os.chmod(os.path.join(directory, name), 0o644)
     real = sealed_tree.writable_ancestors
     monkeypatch.setattr(sealed_tree, "writable_ancestors",
-                        lambda path: [w for w in real(path) if w["path"].startswith(str(base))])
+                        lambda path, owner=sealed_tree.ROOT: [w for w in real(path, owner)
+                                                              if w["path"].startswith(str(base))])
     real_hops = lua_rules_code_loading.resolve_hops
 
     def hops_in_base(path):
