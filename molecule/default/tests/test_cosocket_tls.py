@@ -89,7 +89,7 @@ def test_a_certificate_from_an_unknown_ca_is_refused_with_the_verification_error
     """
     attempts = 20
     marker = log_size(host)
-    answers = [probe(host, 8444).strip() for _ in range(attempts)]
+    answers = [probe(host, 8444).strip() for dummy in range(attempts)]
     refused = [a for a in answers if a == "REFUSED 21: unable to verify the first certificate"]
     raised = [a for a in answers if a.startswith("RAISED ") and a.endswith("assertion failed!")]
     assert len(refused) + len(raised) == attempts, answers
