@@ -10,7 +10,8 @@ Usage: python scripts/bench_fleet.py [--hosts 1 2 4] [--runs 3] [--deploys 3] [-
 2. Rolling deploy of a new release of the lua_app scenario's sample application across that
    fleet with playbooks/deploy.yml (default 25% batches): wall time, and per host the time
    from the reload to the proof that every worker runs the new release (reload-to-live),
-   and the reload module's own figure. The first deploy (onto the empty initial release)
+   the reload module's own figure, and where one host's deploy time goes (pre-flight:
+   upload, compile and lint, the tested config; switch; reload; proof). The first deploy (onto the empty initial release)
    is a warm-up and reported apart.
 3. Requests per second on the first host with wrk (installed in the container from Debian)
    against two test-only loopback servers that run the same request handler, one with
@@ -38,6 +39,18 @@ APP_SOURCES = [os.path.join(ROOT, "molecule", "lua_app", "files", name) for name
 RELOAD_TASK = "Reload nginx so that every worker starts with a fresh Lua VM"
 PROOF_TASK = "Wait until every worker reports release"
 BENCH_CONF = "/etc/nginx/conf.d/zz-bench-code-cache.conf"
+# Where one host's deploy time goes, by the lua_app role's task names (first match wins);
+# every other task (input checks, reading the layout, recording the result) is "other".
+PHASES = [
+    ("pre-flight: upload the source", ("Look on the host for release", "staging directory", "interrupted upload",
+                                       "Upload", "Remove the upload")),
+    ("pre-flight: compile, lint, seal", ("compile every Lua file",)),
+    ("pre-flight: render and test the config (nginx -t, Lua rules)", ("Render the application server",)),
+    ("switch current", ("Point current atomically",)),
+    ("reload", (RELOAD_TASK, "Ask every worker which release", "Decide whether nginx must reload")),
+    ("proof: every worker on the release, health 200", (PROOF_TASK, "Every worker runs release",
+                                                        "health path")),
+]
 BENCH_SERVERS = """# Test-only: the application's handler with the code cache on and off.
 server {
     listen 127.0.0.1:8091;
@@ -104,8 +117,16 @@ def parse_time(text):
     return datetime.datetime.fromisoformat(text.rstrip("Z"))
 
 
+def phase_of(name):
+    for phase, markers in PHASES:
+        if any(marker in name for marker in markers):
+            return phase
+    return "other"
+
+
 def deploy(inventory, source, version):
-    """One rolling deploy; returns wall seconds and per host (reload-to-live, reload elapsed)."""
+    """One rolling deploy; returns wall seconds and per host (reload-to-live, reload elapsed,
+    seconds per phase)."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
     # Other callbacks print on stdout too, which must hold nothing but the JSON.
     env.pop("ANSIBLE_CALLBACKS_ENABLED", None)
@@ -119,8 +140,13 @@ def deploy(inventory, source, version):
     per_host = {}
     for play in json.loads(result.stdout)["plays"]:
         reload_task = proof_task = None
+        phases = {}
         for task in play["tasks"]:
             name = task["task"]["name"]
+            if any(not r.get("skipped") for r in task["hosts"].values()):
+                duration = task["task"]["duration"]
+                seconds = (parse_time(duration["end"]) - parse_time(duration["start"])).total_seconds()
+                phases[phase_of(name)] = phases.get(phase_of(name), 0.0) + seconds
             if RELOAD_TASK in name:
                 reload_task = task
             elif PROOF_TASK in name:
@@ -133,24 +159,26 @@ def deploy(inventory, source, version):
                 continue
             to_live = (parse_time(proof_task["task"]["duration"]["end"])
                        - parse_time(reload_task["task"]["duration"]["start"])).total_seconds()
-            per_host[host] = (to_live, host_result["elapsed"])
+            per_host[host] = (to_live, host_result["elapsed"], phases)
     return wall, per_host
 
 
 def bench_deploys(inventory, count):
     log("deploy warm-up (first release onto the initial one)")
     warm_wall, dummy = deploy(inventory, APP_SOURCES[0], "bench-0")
-    walls, to_live, reload_elapsed, per_host = [], [], [], {}
+    walls, to_live, reload_elapsed, per_host, phases = [], [], [], {}, {}
     for index in range(1, count + 1):
         wall, hosts = deploy(inventory, APP_SOURCES[index % 2], "bench-%d" % index)
         walls.append(wall)
-        for host, (live, elapsed) in hosts.items():
+        for host, (live, elapsed, seconds) in hosts.items():
             to_live.append(live)
             reload_elapsed.append(elapsed)
             per_host.setdefault(host, []).append(live)
+            for phase, value in seconds.items():
+                phases.setdefault(phase, []).append(value)
         log("deploy run=%d wall=%.1fs reload-to-live=%s" % (
             index, wall, ", ".join("%s %.2fs" % (h, v[0]) for h, v in sorted(hosts.items()))))
-    return warm_wall, walls, to_live, reload_elapsed, per_host
+    return warm_wall, walls, to_live, reload_elapsed, per_host, phases
 
 
 def docker_exec(name, *argv, **kwargs):
@@ -258,7 +286,11 @@ def converge_table(rows, runs):
 
 
 def deploy_table(deploys, hosts):
-    warm_wall, walls, to_live, reload_elapsed, per_host = deploys
+    warm_wall, walls, to_live, reload_elapsed, per_host, phases = deploys
+    order = [phase for phase, dummy in PHASES] + ["other"]
+    breakdown = ["| phase, one host's deploy (task wall times) | median (s) | spread | samples |", "|---|---|---|---|"]
+    for phase in (p for p in order if p in phases):
+        breakdown.append("| %s | %s | %s | %d |" % ((phase,) + median_spread(phases[phase]) + (len(phases[phase]),)))
     return ["### Rolling deploy of a new release across %d hosts (playbooks/deploy.yml, 25%% batches, %d runs)"
             % (hosts, len(walls)), "",
             "| figure | median | spread | samples |", "|---|---|---|---|",
@@ -270,7 +302,7 @@ def deploy_table(deploys, hosts):
             "", "Warm-up deploy (first release, renders the application config): %.1f s. "
             "Reload-to-live median per host: %s." % (
                 warm_wall, ", ".join("%s %.2f s" % (host, statistics.median(v)) for host, v in sorted(per_host.items()))),
-            ""]
+            ""] + breakdown + [""]
 
 
 def rps_table(rates, args):
