@@ -98,9 +98,9 @@ def bench_converge_fleet(host_counts, runs):
             bench_converge.start(names)
             inventory = write_inventory(names)
             try:
-                seconds, tasks, dummy = bench_converge.converge(inventory)
+                seconds, tasks, dummy, dummy = bench_converge.converge(inventory)
                 fresh.append(seconds)
-                seconds, dummy, noop_changed = bench_converge.converge(inventory)
+                seconds, dummy, noop_changed, dummy = bench_converge.converge(inventory)
                 noop.append(seconds)
                 log("converge hosts=%d run=%d fresh=%.1fs noop=%.1fs" % (hosts, run + 1, fresh[-1], noop[-1]))
             finally:
