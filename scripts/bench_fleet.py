@@ -42,8 +42,9 @@ BENCH_CONF = "/etc/nginx/conf.d/zz-bench-code-cache.conf"
 # Where one host's deploy time goes, by the lua_app role's task names (first match wins);
 # every other task (input checks, reading the layout, recording the result) is "other".
 PHASES = [
-    ("pre-flight: upload the source", ("Look on the host for release", "staging directory", "interrupted upload",
-                                       "Upload", "Remove the upload")),
+    ("pre-flight: find the release on the host, send or upload the source",
+     ("Look on the host for release", "Read a small source", "staging directory", "interrupted upload", "Upload",
+      "Remove the upload")),
     ("pre-flight: compile, lint, seal", ("compile every Lua file",)),
     ("pre-flight: render and test the config (nginx -t, Lua rules)", ("Render the application server",)),
     ("switch current", ("Point current atomically",)),

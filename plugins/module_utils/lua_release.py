@@ -23,6 +23,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import contextlib
 import errno
 import fcntl
@@ -213,6 +215,60 @@ def scan_source(path):
     files.sort(key=lambda f: f["path"].encode("utf-8"))
     return {"kind": kind, "files": files, "problems": problems,
             "digest": None if problems else digest_of(files)}
+
+
+def source_content(path, limit):
+    """The files of the source directory path as {relative path: base64 of the bytes}, when
+    their sizes add up to at most limit bytes; None for an archive, a larger tree or a source
+    with problems (scan_source() names them). The controller sends this with the build call
+    instead of uploading the tree; the build checks it against the manifest's digest."""
+    source = scan_source(path)
+    if source["problems"] or source["kind"] != "directory" or sum(f["size"] for f in source["files"]) > limit:
+        return None
+    content = {}
+    for item in source["files"]:
+        with open(os.path.join(path, item["path"]), "rb") as handle:
+            content[item["path"]] = base64.b64encode(handle.read()).decode("ascii")
+    return content
+
+
+def content_problems(content):
+    """Why content ({relative path: base64}) cannot be written out as a source tree: []."""
+    problems = []
+    for rel in sorted(content):
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            problems.append("%r: a relative path without empty, '.' or '..' parts is required" % rel)
+            continue
+        problem = _name_problem(rel)
+        if problem:
+            problems.append(problem)
+            continue
+        try:
+            base64.b64decode(content[rel], validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            problems.append("%r: the content is not base64" % rel)
+    directories = set()
+    for rel in content:
+        parts = rel.split("/")[:-1]
+        directories.update("/".join(parts[:index]) for index in range(1, len(parts) + 1))
+    problems += ["%r: is a file and a directory at once" % rel for rel in sorted(directories.intersection(content))]
+    return problems
+
+
+def write_source(content, top):
+    """Write content ({relative path: base64}) into the empty directory top, which only its
+    owner can enter (tempfile.mkdtemp): directories 0700, files 0600, none replaced."""
+    problems = content_problems(content)
+    if problems:
+        raise ReleaseError("the source sent with the call is refused: %s" % "; ".join(problems))
+    for rel in sorted(content):
+        parent = os.path.dirname(os.path.join(top, rel))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+        fd = os.open(os.path.join(top, rel), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(base64.b64decode(content[rel]))
 
 
 def tree_files(directory, exclude=()):

@@ -431,7 +431,10 @@ def server_input_errors(values):
 
 
 LUA_APP_POSITIVE_INTEGERS = ("lua_app_health_timeout", "lua_app_proof_timeout", "lua_app_reload_timeout")
-LUA_APP_INTEGERS = ("lua_app_keep_releases", "lua_app_port", "lua_app_status_port") + LUA_APP_POSITIVE_INTEGERS
+LUA_APP_INTEGERS = ("lua_app_keep_releases", "lua_app_port", "lua_app_status_port",
+                    "lua_app_inline_source_max") + LUA_APP_POSITIVE_INTEGERS
+# The largest source sent with the build call: module arguments travel in one message.
+INLINE_SOURCE_MAX = 16 * 1024 * 1024
 
 
 def _digits_as_int(value):
@@ -472,6 +475,11 @@ def lua_app_input_errors(values):
     if "lua_app_keep_releases" in values and (not _is_int(keep) or keep < 2):
         errors.append("lua_app_keep_releases: %r must be an integer of at least 2 "
                       "(the live release and the previous one are always kept)" % (keep,))
+
+    inline = values.get("lua_app_inline_source_max")
+    if "lua_app_inline_source_max" in values and (not _is_int(inline) or not 0 <= inline <= INLINE_SOURCE_MAX):
+        errors.append("lua_app_inline_source_max: %r must be a number of bytes from 0 to %d"
+                      % (inline, INLINE_SOURCE_MAX))
 
     for name in ("lua_app_root", "lua_app_staging_dir"):
         if name in values:

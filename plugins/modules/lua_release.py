@@ -15,7 +15,8 @@ description:
     C(releases/<id>/) directories and a C(current) symlink that C(lua_package_path) goes
     through, plus a C(previous) symlink that a rollback returns to.
   - With O(state=present), builds the release O(release) from a source directory that was
-    uploaded to O(src). The upload must have the content digest O(digest). The files are
+    uploaded to O(src), or from the files sent with the call in O(content). The source must
+    have the content digest O(digest). The files are
     copied into a hidden directory under C(releases/), a C(hardened_release.lua) module
     that returns the id is added, the tree is sealed (root:root, directories C(0555),
     files C(0444)), every C(.lua) file is compiled with O(luajit) and linted with
@@ -65,8 +66,19 @@ options:
   src:
     description:
       - Directory on the target holding the uploaded source. Needed with O(state=present)
-        when the release is not on the host yet (not in check mode).
+        when the release is not on the host yet (not in check mode), unless O(content) is
+        given.
     type: path
+  content:
+    description:
+      - The source's files sent with the call, relative path to the file's bytes in base64,
+        as the P(hardened.openresty.lua_app_source_content#filter) filter returns them for a
+        small source. They are written into a fresh directory only root can enter, checked
+        against O(digest) like an upload, built from, and removed.
+      - Paths must be relative, without empty, C(.) or C(..) parts, control characters or
+        backslashes. Mutually exclusive with O(src).
+      - Not logged (the values are the application's code).
+    type: dict
   files:
     description:
       - The source's files as listed by the controller. With O(state=present) they name
@@ -151,6 +163,14 @@ EXAMPLES = r"""
     luajit: /usr/bin/luajit
     luacheck_config: "{{ lookup('ansible.builtin.file', 'luacheckrc') }}"
   register: build
+
+- name: Build release 2.4.2 from a small source sent with the call (no upload)
+  hardened.openresty.lua_release:
+    root: /opt/hardened-openresty/app
+    release: "2.4.2"
+    digest: "{{ source.digest }}"
+    content: "{{ '/srv/src/app' | hardened.openresty.lua_app_source_content(1048576) }}"
+    luajit: /usr/bin/luajit
 
 - name: Make it current
   hardened.openresty.lua_release:
@@ -264,8 +284,10 @@ from ansible_collections.hardened.openresty.plugins.module_utils.lua_release imp
     read_link,
     release_dir,
     release_id_errors,
+    remove_tree,
     switch,
     tree_files,
+    write_source,
 )
 from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import ROOT, seal
 
@@ -303,9 +325,9 @@ def _present(module, root, result):
     result.update(changed=True, built=True)
     if module.check_mode:
         module.exit_json(**result)
-    if not params["src"]:
-        module.fail_json(msg="release %s is not on this host and no src was given to build it from" % release,
-                         **result)
+    if not params["src"] and params["content"] is None:
+        module.fail_json(msg="release %s is not on this host and neither src nor content was given to build it "
+                             "from" % release, **result)
     luajit = params["luajit"] or module.get_bin_path("luajit", required=True)
     if not os.access(luajit, os.X_OK):
         module.fail_json(msg="luajit %s is not an executable; install the LuaJIT that nginx links" % luajit,
@@ -321,12 +343,18 @@ def _present(module, root, result):
     def run(argv, data=None, cwd=None):
         return module.run_command(argv, data=data, cwd=cwd)
 
+    # Sent with the call: written into a directory only root can enter, then built as an upload.
+    sent = tempfile.mkdtemp(prefix="hardened-lua-app-source-") if params["content"] is not None else None
     try:
-        outcome = build(root, release, params["digest"], params["src"], run, luajit, luacheck, config_path,
+        if sent:
+            write_source(params["content"], sent)
+        outcome = build(root, release, params["digest"], sent or params["src"], run, luajit, luacheck, config_path,
                         seal=lambda path: seal(path, owner=OWNER))
     finally:
         if config_path:
             os.unlink(config_path)
+        if sent:
+            remove_tree(sent)
     result["problems"] = outcome["problems"]
     if outcome["problems"]:
         result.update(changed=False, built=False)
@@ -371,6 +399,7 @@ def main():
             release=dict(type="str"),
             digest=dict(type="str"),
             src=dict(type="path"),
+            content=dict(type="dict", no_log=True),
             files=dict(type="list", elements="dict", default=[], options=dict(
                 path=dict(type="str", required=True),
                 sha256=dict(type="str", required=True),
@@ -388,6 +417,7 @@ def main():
             ["state", "present", ["release", "digest"]],
             ["state", "current", ["release"]],
         ],
+        mutually_exclusive=[["src", "content"]],
         supports_check_mode=True,
     )
     params = module.params

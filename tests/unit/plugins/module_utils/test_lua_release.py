@@ -130,6 +130,49 @@ def test_archive_digest_equals_the_directory_digest(source, tmp_path):
     assert lr.scan_source(str(archive))["digest"] == lr.scan_source(str(source))["digest"]
 
 
+def test_source_content_round_trips_to_the_same_digest(source, tmp_path):
+    content = lr.source_content(str(source), 1024)
+    assert sorted(content) == ["app.lua", "lib/init.lua"]
+    written = tmp_path / "written"
+    written.mkdir(mode=0o700)
+    lr.write_source(content, str(written))
+    assert lr.scan_source(str(written))["digest"] == lr.scan_source(str(source))["digest"]
+    assert oct(os.stat(str(written / "lib")).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(str(written / "app.lua")).st_mode & 0o777) == "0o600"
+
+
+def test_source_content_is_none_for_a_large_source_an_archive_or_a_refused_one(source, tmp_path):
+    size = sum(f["size"] for f in lr.scan_source(str(source))["files"])
+    assert lr.source_content(str(source), size) is not None
+    assert lr.source_content(str(source), size - 1) is None
+    assert lr.source_content(str(source), 0) is None
+    archive = make_tar(tmp_path / "app.tgz", [("app.lua", b"return {}\n")])
+    assert lr.source_content(str(archive), 1024) is None
+    os.symlink("/etc/passwd", str(source / "out.lua"))
+    assert lr.source_content(str(source), 1 << 20) is None
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"a/b.lua": "eA==", "a": "eA=="}, "'a': is a file and a directory at once"),
+    ({"./a.lua": "eA=="}, "'./a.lua': a relative path"),
+    ({"a.lua": "not base64!"}, "'a.lua': the content is not base64"),
+    ({"": "eA=="}, "'': a relative path"),
+])
+def test_content_problems(content, expected):
+    assert expected in "; ".join(lr.content_problems(content))
+
+
+def test_write_source_never_writes_through_an_existing_link(tmp_path):
+    top = tmp_path / "top"
+    top.mkdir(mode=0o700)
+    target = tmp_path / "target.lua"
+    target.write_text("kept\n")
+    os.symlink(str(target), str(top / "app.lua"))
+    with pytest.raises(OSError):
+        lr.write_source({"app.lua": "eA=="}, str(top))
+    assert target.read_text() == "kept\n"
+
+
 @pytest.mark.parametrize("members,expected", [
     ([("../evil.lua", b"x")], "'..' are not allowed"),
     ([("/etc/evil.lua", b"x")], "absolute paths"),

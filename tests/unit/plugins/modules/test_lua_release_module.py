@@ -2,11 +2,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import os
 
 import pytest
 
-from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import scan_source
+from ansible_collections.hardened.openresty.plugins.module_utils.lua_release import scan_source, source_content
 from ansible_collections.hardened.openresty.plugins.module_utils.sealed_tree import ROOT, find_deviations
 from ansible_collections.hardened.openresty.plugins.modules import lua_release
 
@@ -155,3 +156,52 @@ def test_a_second_deploy_fails_clearly_while_another_holds_the_lock(env, run_mod
         done.touch()
         os.waitpid(pid, 0)
     assert run_module(lua_release, {"root": str(env["root"]), "state": "pruned"})["failed"] is False
+
+
+def sent_args(env, content, **extra):
+    built = args(env, content=content, **extra)
+    del built["src"]
+    return built
+
+
+def test_a_source_sent_with_the_call_builds_the_same_release_as_its_upload(run_module, env, seal_as):
+    (env["src"] / "lib").mkdir()
+    (env["src"] / "lib" / "util.lua").write_bytes(b"return '\xc3\xa9\x00'\n")
+    digest = scan_source(str(env["src"]))["digest"]
+    content = source_content(str(env["src"]), 1024)
+    assert sorted(content) == ["app.lua", "lib/util.lua"]
+
+    result = run_module(lua_release, sent_args(env, content, digest=digest))
+    assert result["changed"] and result["built"] and result["releases"] == ["r1"]
+    release = env["root"] / "releases" / "r1"
+    assert (release / "lib" / "util.lua").read_bytes() == b"return '\xc3\xa9\x00'\n"
+    assert find_deviations(str(release), seal_as) == []
+    # The upload of the same tree is the same release: nothing to do.
+    assert run_module(lua_release, args(env, digest=digest), check_mode=True)["changed"] is False
+
+
+def test_sent_content_that_does_not_match_the_digest_is_refused_and_nothing_is_built(run_module, env):
+    content = source_content(str(env["src"]), 1024)
+    content["app.lua"] = base64.b64encode(b"return 'other'\n").decode("ascii")
+    result = run_module(lua_release, sent_args(env, content))
+    assert result["failed"] and "has digest" in result["msg"] and "refusing to build release r1" in result["msg"]
+    assert os.listdir(str(env["root"] / "releases")) == []
+
+
+@pytest.mark.parametrize("name, message", [
+    ("../escape.lua", "a relative path without empty, '.' or '..' parts is required"),
+    ("/etc/app.lua", "a relative path without empty, '.' or '..' parts is required"),
+    ("a//b.lua", "a relative path without empty, '.' or '..' parts is required"),
+    ("bad\nname.lua", "control character"),
+    ("hardened_release.lua", "reserved"),
+])
+def test_sent_content_with_a_bad_path_is_refused_before_anything_is_written(run_module, env, name, message):
+    content = {name: base64.b64encode(b"return 1\n").decode("ascii")}
+    result = run_module(lua_release, sent_args(env, content))
+    assert result["failed"] and "the source sent with the call is refused" in result["msg"] and message in result["msg"]
+    assert os.listdir(str(env["root"] / "releases")) == []
+
+
+def test_src_and_content_together_are_refused(run_module, env):
+    result = run_module(lua_release, args(env, content={"app.lua": "cmV0dXJuIHt9Cg=="}))
+    assert result["failed"] and "mutually exclusive" in result["msg"]
