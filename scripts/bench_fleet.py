@@ -43,7 +43,7 @@ BENCH_CONF = "/etc/nginx/conf.d/zz-bench-code-cache.conf"
 # every other task (input checks, reading the layout, recording the result) is "other".
 PHASES = [
     ("pre-flight: find the release on the host, send or upload the source",
-     ("Look on the host for release", "Read a small source", "staging directory", "interrupted upload", "Upload",
+     ("Look on the host for release", "staging directory", "interrupted upload", "Upload",
       "Remove the upload")),
     ("pre-flight: compile, lint, seal", ("compile every Lua file",)),
     ("pre-flight: render and test the config (nginx -t, Lua rules)", ("Render the application server",)),
